@@ -1,0 +1,1 @@
+"""Test harness: real throwaway servers and a runner for modules and playbooks through Ansible."""
