@@ -123,7 +123,7 @@ def connect_error_message(error_text: str, target: str) -> str:
     """Turn a pymongo error into "connect to MongoDB at <target>: <cause> (<hint>)"."""
     cause = " ".join(str(error_text).split())
     # Server selection errors append a long topology description; keep the first part.
-    cause = cause.split(", Timeout:")[0]
+    cause = cause.split(", Timeout:", maxsplit=1)[0]
     hint = next((h for pattern, h in _HINTS if pattern.search(cause)), None)
     message = f"connect to MongoDB at {target}: {cause}"
     return f"{message} ({hint})" if hint else message
@@ -134,7 +134,7 @@ def error_text(exc: Exception) -> str:
     details = getattr(exc, "details", None) or {}
     message = details.get("errmsg") if isinstance(details, dict) else None
     code = getattr(exc, "code", None)
-    text = message or str(exc).split(", full error:")[0]
+    text = message or str(exc).split(", full error:", maxsplit=1)[0]
     return f"{text} (code {code})" if code is not None else text
 
 

@@ -23,7 +23,7 @@ extends_documentation_fragment:
   - dbops.datastores.mongodb
   - dbops.datastores.attributes.info_module
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

@@ -25,7 +25,7 @@ extends_documentation_fragment:
   - dbops.datastores.postgres
   - dbops.datastores.attributes.info_module
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

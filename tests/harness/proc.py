@@ -38,7 +38,7 @@ def pid_alive(pid: int) -> bool:
         return True
     # A zombie child still answers kill(0); reap it if it is ours.
     with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
+        done, _status = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
     return True

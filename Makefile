@@ -1,0 +1,58 @@
+# dbops.datastores — developer and CI entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+BIN := $(CURDIR)/.venv/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
+export ANSIBLE_NOCOLOR := 1
+export NO_COLOR := 1
+PYTEST_ARGS ?=
+
+.PHONY: setup lint ruff ansible-lint changelog-lint docs-check build sanity unit integration test
+
+## Install everything (Debian packages, venv, collection link, test image); idempotent.
+setup:
+	bash scripts/setup.sh
+
+## Static checks: ruff, ansible-lint (production profile), changelog fragments, module docs, build.
+lint: setup ruff ansible-lint changelog-lint docs-check build
+
+ruff:
+	ruff check .
+
+ansible-lint:
+	ansible-lint --nocolor
+
+changelog-lint:
+	antsibull-changelog lint
+
+## Every module's documentation renders with ansible-doc.
+docs-check:
+	@for m in plugins/modules/*.py; do \
+	  name=$$(basename $$m .py); \
+	  ansible-doc -t module dbops.datastores.$$name > /dev/null || { echo "ansible-doc failed for $$name"; exit 1; }; \
+	done; echo "ansible-doc renders $$(ls plugins/modules/*.py | wc -l) modules"
+
+## The release artefact builds and carries no tests, inventories or molecule files.
+build:
+	rm -rf .build/dist && mkdir -p .build/dist
+	ansible-galaxy collection build --output-path .build/dist --force . > /dev/null
+	@tar -tzf .build/dist/dbops-datastores-*.tar.gz > .build/dist/contents.txt
+	@if grep -E '^(tests|molecule|inventories|bench|\.venv|\.build)/' .build/dist/contents.txt; then \
+	  echo "the artefact contains files it must not"; exit 1; fi
+	@echo "built $$(ls .build/dist/*.tar.gz) ($$(wc -l < .build/dist/contents.txt) entries)"
+
+## ansible-test sanity on a copy of the collection under ansible_collections/dbops/datastores.
+sanity: setup
+	bash scripts/sanity.sh
+
+## Unit tests: pure logic, no server.
+unit: setup
+	pytest tests/unit -q $(PYTEST_ARGS)
+
+## Integration tests: modules and playbooks through ansible-playbook against real servers.
+integration: setup
+	pytest tests/integration -q $(PYTEST_ARGS)
+
+## The full suite, in order. CI runs exactly this.
+test: setup lint sanity unit integration
