@@ -17,7 +17,7 @@ log() { printf '[setup] %s\n' "$*"; }
 apt_packages=(
   postgresql-15 postgresql-client-15 openssl git ca-certificates cron
   podman runc debootstrap slirp4netns fuse-overlayfs uidmap
-  chromium
+  chromium shellcheck
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do
