@@ -8,14 +8,14 @@ export ANSIBLE_NOCOLOR := 1
 export NO_COLOR := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup lint ruff ansible-lint changelog-lint docs-check build sanity unit integration test
+.PHONY: setup lint ruff ansible-lint changelog-lint docs-check build ee-check sanity unit integration test
 
 ## Install everything (Debian packages, venv, collection link, test image); idempotent.
 setup:
 	bash scripts/setup.sh
 
 ## Static checks: ruff, ansible-lint (production profile), changelog fragments, module docs, build.
-lint: setup ruff ansible-lint changelog-lint docs-check build
+lint: setup ruff ansible-lint changelog-lint docs-check build ee-check
 
 ruff:
 	ruff check .
@@ -41,6 +41,11 @@ build:
 	@if grep -E '^(tests|molecule|inventories|bench|\.venv|\.build)/' .build/dist/contents.txt; then \
 	  echo "the artefact contains files it must not"; exit 1; fi
 	@echo "built $$(ls .build/dist/*.tar.gz) ($$(wc -l < .build/dist/contents.txt) entries)"
+
+## The AWX execution environment definition is valid (ansible-builder writes its build context).
+ee-check:
+	rm -rf .build/ee && ansible-builder create -f execution-environment.yml -c .build/ee > /dev/null
+	@echo "execution-environment.yml: build context written to .build/ee"
 
 ## ansible-test sanity on a copy of the collection under ansible_collections/dbops/datastores.
 sanity: setup
