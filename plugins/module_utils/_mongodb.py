@@ -111,6 +111,8 @@ _HINTS: list[tuple[re.Pattern[str], str]] = [
      "check login_user, login_password and login_database (the auth source)"),
     (re.compile(r"requires authentication|Unauthorized|code 13\b", re.I),
      "the server requires authentication: set login_user and login_password"),
+    (re.compile(r"Connection reset by peer|connection closed|EOF occurred", re.I),
+     "the server closed the connection: it may require TLS (set tls: true) or refuse this client"),
     (re.compile(r"SSL|TLS|certificate", re.I),
      "check tls, tls_ca_file and tls_certificate_key_file against the server's TLS settings"),
     (re.compile(r"Connection refused|timed out|No servers found|nodename nor servname|Name or service",
@@ -124,6 +126,7 @@ def connect_error_message(error_text: str, target: str) -> str:
     cause = " ".join(str(error_text).split())
     # Server selection errors append a long topology description; keep the first part.
     cause = cause.split(", Timeout:", maxsplit=1)[0]
+    cause = re.sub(r" \(configured timeouts: [^)]*\)", "", cause)
     hint = next((h for pattern, h in _HINTS if pattern.search(cause)), None)
     message = f"connect to MongoDB at {target}: {cause}"
     return f"{message} ({hint})" if hint else message

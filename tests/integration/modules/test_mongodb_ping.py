@@ -74,6 +74,15 @@ def test_tls_server_refuses_plain_connection(ansible, mongo_tls_server):
     result = ansible.module("mongodb_ping", mongo_tls_server.params(tls=False, connect_timeout=3))
     assert result["failed"] is True
     assert f"{mongo_tls_server.host}:{mongo_tls_server.port}" in result["msg"]
+    assert "it may require TLS (set tls: true)" in result["msg"]
+
+
+def test_tls_without_trusted_ca_names_the_certificate_problem(ansible, mongo_tls_server):
+    result = ansible.module("mongodb_ping", mongo_tls_server.params(tls_ca_file=None, connect_timeout=3))
+    assert result["failed"] is True
+    assert "CERTIFICATE_VERIFY_FAILED" in result["msg"]
+    assert "check tls, tls_ca_file" in result["msg"]
+    assert "configured timeouts" not in result["msg"]
 
 
 def test_tls_with_ca_succeeds(ansible, mongo_tls_server):

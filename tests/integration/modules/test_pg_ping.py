@@ -65,6 +65,13 @@ def test_tls_required_server_refuses_plain_connection(ansible, pg_tls_server):
     assert "ssl_mode to require or verify-full" in result["msg"]
 
 
+def test_tls_verify_full_without_ca_names_the_certificate_problem(ansible, pg_tls_server):
+    result = ansible.module("pg_ping", pg_tls_server.params(ssl_mode="verify-full"))
+    assert result["failed"] is True
+    assert "root certificate file" in result["msg"]
+    assert "check ca_cert, ssl_cert, ssl_key and ssl_mode" in result["msg"]
+
+
 def test_tls_verify_full_with_ca_succeeds(ansible, pg_tls_server):
     result = ansible.module(
         "pg_ping",

@@ -68,6 +68,8 @@ def test_describe_target_masks_uri_credentials():
         ("Authentication failed. (code 18)", "check login_user, login_password and login_database"),
         ("command ping requires authentication (code 13)", "requires authentication"),
         ("SSL handshake failed: [SSL: CERTIFICATE_VERIFY_FAILED]", "check tls, tls_ca_file"),
+        ("db1:27017: [Errno 104] Connection reset by peer (configured timeouts: socketTimeoutMS: 3000.0ms)",
+         "it may require TLS (set tls: true)"),
         ("localhost:1: [Errno 111] Connection refused, Timeout: 3.0s, Topology Description: <...>",
          "is the server running"),
     ],
@@ -77,6 +79,7 @@ def test_connect_error_message_hints(error, hint):
     assert message.startswith("connect to MongoDB at mon@db1:27017: ")
     assert hint in message
     assert "Topology Description" not in message
+    assert "configured timeouts" not in message
 
 
 def test_error_text_prefers_server_errmsg():
