@@ -523,27 +523,43 @@ class Migrator:
         )
         started = time.monotonic()
         if script.transactional:
-            self._run_transactional(script, kind)
+            self._run_transactional(script, kind, started)
         else:
             self._run_autocommit(script, kind, started)
         result = script.to_dict(with_sql=False)
         result["execution_ms"] = int((time.monotonic() - started) * 1000)
         return result
 
-    def _run_transactional(self, script: Script, kind: str) -> None:
+    def _run_transactional(self, script: Script, kind: str, started: float) -> None:
+        """BEGIN + history lock + statements one by one + history row + COMMIT.
+
+        The first statement travels with BEGIN and the history row with COMMIT, so a one-statement
+        migration costs two round trips; each statement is sent alone so an error (a timeout, a
+        constraint violation) names the statement even when the server gives no position.
+        """
         table = history_ident(self.settings)
         prefix = f"BEGIN;\nLOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n"
-        elapsed = "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int"
+        statements = script.statements or [_pg_script.Statement("", 0, 1)]
         with self.conn.cursor() as cur:
-            suffix = f"\n;\n{self._insert_sql(cur, script.step, kind, True, elapsed)};\nCOMMIT;"
+            current = 0  # 1-based number of the statement being sent, 0 for the history row
             try:
-                cur.execute(prefix + script.sql + suffix)
+                for current, statement in enumerate(statements, 1):
+                    cur.execute(prefix + statement.text if current == 1 else statement.text)
+                current = 0
+                elapsed_ms = str(int((time.monotonic() - started) * 1000))
+                cur.execute(self._insert_sql(cur, script.step, kind, True, elapsed_ms) + ";\nCOMMIT")
             except pg.psycopg2.Error as exc:
                 self._rollback()
-                position = error_position(exc)
-                where = ""
-                if position is not None and len(prefix) < position <= len(prefix) + len(script.sql):
-                    where = " at " + locate(script.sql, position - 1 - len(prefix))
+                where = " while recording it in the history"
+                if current:
+                    statement = statements[current - 1]
+                    position = error_position(exc)
+                    shift = len(prefix) if current == 1 else 0
+                    if position is not None and position <= shift:
+                        where = " while locking the history table"
+                    else:
+                        offset = statement.offset + (position - 1 - shift if position is not None else 0)
+                        where = f" statement {current} at {locate(script.sql, offset)}"
                 raise DbopsError(
                     f"{script.action_label} {script.step.script}{where}: {server_message(exc)}"
                     " (rolled back: the database is as before this migration)",
