@@ -216,7 +216,8 @@ class Script:
 
 def prepare(step: mig.Step, placeholders: dict[str, str]) -> Script:
     """Read, substitute and check one step's script (``DbopsError`` before anything runs)."""
-    assert step.migration is not None
+    if step.migration is None:
+        raise DbopsError(f"prepare {step.action} step: it has no script")
     name = step.migration.script
     raw = step.migration.text()
     directives = parse_directives(raw, name)
@@ -357,13 +358,11 @@ class Migrator:
     def pre_checks(self) -> None:
         """require_server_version / require_extensions, before any change."""
         wanted = self.settings.require_server_version
-        if wanted not in (None, ""):
-            assert wanted is not None
-            if self.server["server_version_num"] < required_version_num(wanted):
-                raise DbopsError(
-                    f"pre-check server version of {self.database}: PostgreSQL"
-                    f" {self.server['server_version']} is older than the required {wanted}"
-                )
+        if wanted and self.server["server_version_num"] < required_version_num(wanted):
+            raise DbopsError(
+                f"pre-check server version of {self.database}: PostgreSQL"
+                f" {self.server['server_version']} is older than the required {wanted}"
+            )
         names = list(self.settings.require_extensions)
         if names:
             with self.conn.cursor() as cur:

@@ -62,7 +62,7 @@ options:
     default: true
   baseline_version:
     description:
-      - Adopt an existing database: when the history table is empty, record this version as the
+      - Adopt an existing database. When the history table is empty, record this version as the
         baseline; migrations up to it are treated as applied and never run.
       - Ignored once migrations have been recorded; a different recorded baseline is an error.
     type: str
