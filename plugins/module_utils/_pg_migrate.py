@@ -637,9 +637,9 @@ def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
             "server_version": migrator.server["server_version"],
             "lock_wait_s": round(lock_wait, 3),
         }
-        steps = [scripts[id(s)].to_dict(check_mode) if id(s) in scripts else s.to_dict() for s in plan.steps]
-        result["plan"] = steps
         if check_mode or not plan.steps:
+            result["plan"] = [scripts[id(s)].to_dict(with_sql=True) if id(s) in scripts else s.to_dict()
+                              for s in plan.steps]
             result["applied"] = []
             return result
         migrator.ensure_history_table()

@@ -206,9 +206,10 @@ pending:
   sample: [V010__archive_partitions.sql]
 plan:
   description:
-    - Ordered steps (C(repair), C(baseline), C(undo), C(apply), C(repeatable)).
-    - In check mode each script step also has C(sql), the statements it would run.
-  returned: always
+    - Ordered steps that would run (C(repair), C(baseline), C(undo), C(apply), C(repeatable)), each
+      script step with C(sql), the SQL it would run (placeholders substituted).
+    - Outside check mode the steps that ran are in RV(applied).
+  returned: in check mode, and when there is nothing to do
   type: list
   elements: dict
   sample:
@@ -277,7 +278,8 @@ def main() -> None:
     except DbopsError as exc:
         fail_from_error(module, exc)
     if module._diff:
-        result["diff"] = _pg_migrate.diff(result["version_before"], result["version"], result["plan"])
+        steps = result["plan"] if module.check_mode else result["applied"]
+        result["diff"] = _pg_migrate.diff(result["version_before"], result["version"], steps)
     module.exit_json(**result)
 
 

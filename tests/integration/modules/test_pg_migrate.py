@@ -113,6 +113,7 @@ def test_octopus_check_apply_idempotent_verify(ansible, pg_server, pg_db):
     assert again.get("failed") is not True, again
     assert again["changed"] is False
     assert again["applied"] == [] and again["plan"] == []
+    assert "plan" not in apply
     assert again["version_before"] == again["version"] == "010"
 
     # Verify on the server: the V009 objects exist, and the history is complete.
