@@ -293,6 +293,73 @@ def locate(sql: str, offset: int) -> str:
     return f"line {line}, column {offset - line_start + 1} ({text})"
 
 
+PROGRESS_TAG = "dbops:statement:"
+
+
+@dataclass
+class TransactionMessage:
+    """One migration as a single simple-query message, with where each statement sits in it."""
+
+    text: str
+    prefix_end: int
+    spans: list[tuple[int, int, _pg_script.Statement, int]]  # start, end, statement, number
+    markers: bool
+
+    def locate_failure(self, sql: str, position: int | None, notices: Sequence[str]) -> str:
+        """Where in the script an error happened: " statement N at line L, column C (...)"."""
+        if position is not None:
+            return self._by_position(sql, position)
+        return self._by_progress(sql, notices) if self.markers else ""
+
+    def _by_position(self, sql: str, position: int) -> str:
+        if position <= self.prefix_end:
+            return " while locking the history table"
+        for start, end, statement, number in self.spans:
+            if start < position <= end:
+                return f" statement {number} at {locate(sql, statement.offset + position - 1 - start)}"
+        return " while recording it in the history"
+
+    def _by_progress(self, sql: str, notices: Sequence[str]) -> str:
+        reached = None
+        for notice in notices:
+            found = re.search(re.escape(PROGRESS_TAG) + r"(\d+)", notice)
+            if found:
+                reached = int(found.group(1))
+        if reached is None:
+            return " while locking the history table"
+        where = " while recording it in the history"
+        for _start, _end, statement, number in self.spans:
+            if number == reached:
+                where = f" statement {number} at {locate(sql, statement.offset)}"
+        return where
+
+
+def transaction_message(table: str, statements: Sequence[_pg_script.Statement], insert: str,
+                        markers: bool = True) -> TransactionMessage:
+    """``BEGIN; LOCK history; [notice N; statement N;]...; [notice 0;] INSERT; COMMIT`` as one string.
+
+    With ``markers`` each statement is preceded by a tiny ``DO`` block raising the notice
+    ``dbops:statement:N``; notices reach the client as they are raised, so after an error without
+    a position the last notice tells which statement was running.
+    """
+    prefix = f"BEGIN;\nLOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n"
+    parts = [prefix]
+    size = len(prefix)
+    spans = []
+
+    def marker(number: int) -> str:
+        return f"DO $dbops$BEGIN RAISE NOTICE '{PROGRESS_TAG}{number}'; END$dbops$;\n" if markers else ""
+
+    for number, statement in enumerate(statements, 1):
+        tag = marker(number)
+        body = statement.text if statement.text.rstrip().endswith(";") else statement.text + "\n;"
+        spans.append((size + len(tag), size + len(tag) + len(statement.text), statement, number))
+        parts += [tag, body, "\n"]
+        size += len(tag) + len(body) + 1
+    parts += [marker(0), insert, ";\nCOMMIT;"]
+    return TransactionMessage("".join(parts), len(prefix), spans, markers)
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -326,6 +393,7 @@ class Migrator:
         self.database: str = ""
         self.server: dict[str, Any] = {}
         self.table_exists = False
+        self.markers = False  # progress notices in transactional migrations (needs plpgsql)
 
     # ---- connections, pre-checks, settings
 
@@ -334,9 +402,13 @@ class Migrator:
         with self.conn.cursor() as cur:
             cur.execute(
                 "SELECT current_database(), current_setting('server_version'),"
-                " current_setting('server_version_num')::int"
+                " current_setting('server_version_num')::int,"
+                " EXISTS (SELECT 1 FROM pg_language WHERE lanname = 'plpgsql'),"
+                " current_setting('client_min_messages') IN ('warning', 'error')"
             )
-            self.database, version, num = cur.fetchone()
+            self.database, version, num, self.markers, quiet = cur.fetchone()
+            if self.markers and quiet:
+                cur.execute("SET client_min_messages = notice")
         self.server = {"server_version": version, "server_version_num": num}
         for setting, value in (("statement_timeout", self.settings.statement_timeout),
                                ("lock_timeout", self.settings.session_lock_timeout)):
@@ -530,35 +602,24 @@ class Migrator:
         return result
 
     def _run_transactional(self, script: Script, kind: str, started: float) -> None:
-        """BEGIN + history lock + statements one by one + history row + COMMIT.
+        """The whole migration, its history row and the COMMIT in one message (one round trip).
 
-        The first statement travels with BEGIN and the history row with COMMIT, so a one-statement
-        migration costs two round trips; each statement is sent alone so an error (a timeout, a
-        constraint violation) names the statement even when the server gives no position.
+        A killed runner leaves either all of it or nothing. Errors are mapped back to the
+        statement and line through the server's position, or, for errors without one (timeouts,
+        constraint violations), through the progress notices (see transaction_message).
         """
         table = history_ident(self.settings)
-        prefix = f"BEGIN;\nLOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n"
-        statements = script.statements or [_pg_script.Statement("", 0, 1)]
+        elapsed = "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int"
         with self.conn.cursor() as cur:
-            current = 0  # 1-based number of the statement being sent, 0 for the history row
+            insert = self._insert_sql(cur, script.step, kind, True, elapsed)
+            message = transaction_message(table, script.statements, insert, markers=self.markers)
+            del self.conn.notices[:]
             try:
-                for current, statement in enumerate(statements, 1):
-                    cur.execute(prefix + statement.text if current == 1 else statement.text)
-                current = 0
-                elapsed_ms = str(int((time.monotonic() - started) * 1000))
-                cur.execute(self._insert_sql(cur, script.step, kind, True, elapsed_ms) + ";\nCOMMIT")
+                cur.execute(message.text)
             except pg.psycopg2.Error as exc:
+                notices = list(self.conn.notices)
                 self._rollback()
-                where = " while recording it in the history"
-                if current:
-                    statement = statements[current - 1]
-                    position = error_position(exc)
-                    shift = len(prefix) if current == 1 else 0
-                    if position is not None and position <= shift:
-                        where = " while locking the history table"
-                    else:
-                        offset = statement.offset + (position - 1 - shift if position is not None else 0)
-                        where = f" statement {current} at {locate(script.sql, offset)}"
+                where = message.locate_failure(script.sql, error_position(exc), notices)
                 raise DbopsError(
                     f"{script.action_label} {script.step.script}{where}: {server_message(exc)}"
                     " (rolled back: the database is as before this migration)",
