@@ -581,7 +581,8 @@ def migrate(client: Any, settings: Settings, *, check_mode: bool,
                    if s.migration is not None and prepared.docs[s.migration.script].transaction]
         raise DbopsError(f"apply migrations in {settings.path}: {', '.join(scripts)} declare "
                          "transaction: true but the server is a standalone mongod, which has no "
-                         "transactions (use a replica set or drop transaction: true)", **result)
+                         "transactions (use a replica set or drop transaction: true)",
+                         **{**result, "changed": False})
     if check_mode or not prepared.plan.changed:
         return result
     lock = MigrationLock(db[settings.lock_collection], settings.history_collection, owner or default_owner(),

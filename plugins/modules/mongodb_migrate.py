@@ -100,7 +100,7 @@ notes:
 seealso:
   - module: dbops.datastores.mongodb_schema
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

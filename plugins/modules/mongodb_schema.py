@@ -99,7 +99,7 @@ options:
       validation_level:
         description: Which writes are validated. Left alone when omitted.
         type: str
-        choices: [off, strict, moderate]
+        choices: ['off', strict, moderate]
       validation_action:
         description: What happens to an invalid write. Left alone when omitted.
         type: str
@@ -199,7 +199,7 @@ notes:
 seealso:
   - module: dbops.datastores.mongodb_migrate
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""
