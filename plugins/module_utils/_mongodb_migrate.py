@@ -505,7 +505,8 @@ class Runner:
         return done
 
     def _run_step(self, step: core.Step, failed: dict[str, Any] | None, started: float) -> None:
-        assert step.migration is not None
+        if step.migration is None:  # only repair and baseline steps have none; handled in run()
+            raise DbopsError(f"apply migration {step.script}: the plan step has no migration file")
         doc = self.prepared.docs[step.migration.script]
         cmds = step_commands(step, self.prepared.docs)
         start_at = 0 if doc.transaction else self._resume_from(step, cmds, failed)
