@@ -388,6 +388,8 @@ class Prepared:
     docs: dict[str, MigrationDoc]
     history: History
     plan: core.Plan
+    # Failed steps to resume; empty with repair, which removes them and starts those steps afresh.
+    resumable: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def prepare(db: Any, settings: Settings) -> Prepared:
@@ -401,12 +403,12 @@ def prepare(db: Any, settings: Settings) -> Prepared:
         repair=settings.repair, inline_undo=lambda m: bool(docs[m.script].down),
     )
     plan = core.plan(migrations, history.rows(include_resumable=settings.repair), options)
-    return Prepared(migrations, docs, history, plan)
+    return Prepared(migrations, docs, history, plan, {} if settings.repair else history.resumable())
 
 
 def plan_dicts(prepared: Prepared) -> list[dict[str, Any]]:
     steps = []
-    resumable = prepared.history.resumable()
+    resumable = prepared.resumable
     for step in prepared.plan.steps:
         data = step.to_dict()
         cmds = step_commands(step, prepared.docs)
@@ -471,7 +473,7 @@ class Runner:
         return doc
 
     def run(self) -> list[dict[str, Any]]:
-        resumable = self.prepared.history.resumable()
+        resumable = self.prepared.resumable
         for step in self.prepared.plan.steps:
             if self.lock is not None:
                 self.lock.check()

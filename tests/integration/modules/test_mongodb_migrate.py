@@ -359,3 +359,57 @@ def test_bad_migration_files_fail_clearly_and_change_nothing(ansible, request, s
         assert results[label]["changed"] is False
     with server.client() as client:
         assert client[db].list_collection_names() == [], "a refused run wrote to the database"
+
+
+def test_baseline_adopts_an_existing_database_and_repair_reruns_a_failed_migration(
+    ansible, mongo_server, tmp_path
+):
+    db = mongo_server.database_name()
+    path = tmp_path / "migrations"
+    _log_migrations(path, 2)  # already applied by hand on this database
+    write(
+        path,
+        "V3__three.yml",
+        "up:\n  - {insert: applied_log, documents: [{version: 3}]}\n"
+        "  - {insert: applied_log, documents: [{_id: taken}]}\n",
+    )
+    with mongo_server.client() as client:
+        client[db].applied_log.insert_many([{"version": 1}, {"version": 2}, {"_id": "taken"}])
+    args = {**mongo_server.params(), "database": db, "path": str(path), "baseline_version": "2"}
+
+    planned = ok(ansible.module("mongodb_migrate", args, check=True))
+    assert [(s["action"], s["version"]) for s in planned["plan"]] == [("baseline", "2"), ("apply", "3")]
+    failed = ansible.module("mongodb_migrate", args)
+    assert failed["failed"] is True and "command 2 of 2 failed" in failed["msg"]
+    assert [(r["type"], r["version"], r["success"]) for r in history(mongo_server, db)] == [
+        ("baseline", "2", True),
+        ("versioned", "3", False),
+    ]
+
+    # The first command is edited although it already ran: resuming would be wrong, so it refuses.
+    write(
+        path,
+        "V3__three.yml",
+        "up:\n  - {insert: applied_log, documents: [{version: 3, fixed: true}]}\n"
+        "  - {insert: applied_log, documents: [{_id: free}]}\n",
+    )
+    refused = ansible.module("mongodb_migrate", args)
+    assert refused["failed"] is True and "those commands have changed since" in refused["msg"]
+
+    with mongo_server.client() as client:  # the operator undoes the half-applied migration by hand
+        client[db].applied_log.delete_one({"version": 3})
+    repaired = ok(ansible.module("mongodb_migrate", {**args, "repair": True}))
+    assert [a["action"] for a in repaired["applied"]] == ["repair", "apply"]
+    with mongo_server.client() as client:
+        assert sorted(str(d.get("version", d["_id"])) for d in client[db].applied_log.find()) == [
+            "1",
+            "2",
+            "3",
+            "free",
+            "taken",
+        ]
+        assert client[db].applied_log.count_documents({"fixed": True}) == 1
+    assert [(r["type"], r["version"], r["success"]) for r in history(mongo_server, db)] == [
+        ("baseline", "2", True),
+        ("versioned", "3", True),
+    ]
