@@ -59,7 +59,7 @@ except ImportError:  # pragma: no cover - pymongo missing is reported by _mongod
     json_util = None
 
 EXTENSIONS = ("yml", "yaml", "json")
-DOC_KEYS = {"description", "transaction", "up", "down"}
+DOC_KEYS = {"transaction", "up", "down"}
 
 
 # --------------------------------------------------------------------------------------------
