@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +107,98 @@ def floor_create(db: Any, params: dict[str, Any]) -> float:
 
 
 def floor_noop(db: Any) -> None:
+    """One listCollections, then one listIndexes per collection, sent the cheapest way pymongo has."""
     names = [c["name"] for c in db.list_collections()]
     for name in names:
-        list(db[name].list_indexes())
+        db.command({"listIndexes": name})
 
 
 def timed(func: Any, *args: Any) -> float:
     start = time.perf_counter()
     func(*args)
     return time.perf_counter() - start
+
+
+@dataclass
+class Results:
+    ours_create: list[float] = field(default_factory=list)
+    floor_create: list[float] = field(default_factory=list)
+    ours_noop: list[float] = field(default_factory=list)
+    floor_noop: list[float] = field(default_factory=list)
+    noop_writes: list[int] = field(default_factory=list)
+    noop_commands: list[int] = field(default_factory=list)
+    floor_commands: list[int] = field(default_factory=list)
+    live_docs: dict[str, Any] = field(default_factory=dict)
+
+
+def measure_round(
+    server: Any, client: Any, counter: Counter, decl: list[dict[str, Any]], *, noop_repeats: int, res: Results
+) -> None:
+    ours_db, floor_db = server.database_name("bench"), server.database_name("bench")
+    params = {"database": ours_db, "collections": decl, "views": []}
+    floor_params = {**params, "database": floor_db}
+    # From scratch: which of the two goes first alternates between rounds.
+    if len(res.ours_create) % 2 == 0:
+        res.ours_create.append(timed(run_module_path, client[ours_db], params))
+        res.floor_create.append(floor_create(client[floor_db], floor_params))
+    else:
+        res.floor_create.append(floor_create(client[floor_db], floor_params))
+        res.ours_create.append(timed(run_module_path, client[ours_db], params))
+    # Unchanged re-apply: both read the same database, alternating (order flipped each time) so
+    # that server noise hits both alike.
+    for i in range(noop_repeats):
+        pair = [
+            ("ours", run_module_path, (client[ours_db], params)),
+            ("floor", floor_noop, (client[ours_db],)),
+        ]
+        for label, func, fargs in pair if i % 2 == 0 else reversed(pair):
+            counter.reset()
+            elapsed = timed(func, *fargs)
+            if label == "ours":
+                res.ours_noop.append(elapsed)
+                res.noop_writes.append(counter.writes())
+                res.noop_commands.append(len(counter.names))
+            else:
+                res.floor_noop.append(elapsed)
+                res.floor_commands.append(len(counter.names))
+    if not res.live_docs:
+        res.live_docs = {
+            d["name"]: (d, schema.list_indexes(client[ours_db], d["name"]))
+            for d in client[ours_db].list_collections()
+        }
+    client.drop_database(ours_db)
+    client.drop_database(floor_db)
+
+
+def report(
+    res: Results, server_label: str, *, rounds: int, noop_repeats: int, cpu: float, ansible_s: float | None
+) -> None:
+    med = statistics.median
+    print(
+        f"server: {server_label}; {COLLECTIONS} collections x {INDEXES} indexes; medians of {rounds} rounds "
+        f"({rounds * noop_repeats} unchanged re-applies)"
+    )
+    print(
+        f"from scratch   ours {med(res.ours_create):7.3f} s   floor {med(res.floor_create):7.3f} s   "
+        f"ratio {med(res.ours_create) / med(res.floor_create):.3f}x"
+    )
+    print(
+        f"unchanged      ours {med(res.ours_noop):7.3f} s   floor {med(res.floor_noop):7.3f} s   "
+        f"ratio {med(res.ours_noop) / med(res.floor_noop):.3f}x"
+    )
+    print(
+        f"unchanged      commands ours {max(res.noop_commands)} vs floor {max(res.floor_commands)}; "
+        f"write commands ours {max(res.noop_writes)}"
+    )
+    print(
+        f"unchanged      the module's own CPU work without the server (parse, normalise the live "
+        f"documents, plan): {cpu * 1000:.1f} ms"
+    )
+    if ansible_s is not None:
+        print(
+            f"through ansible-playbook (unchanged, one run): {ansible_s:.2f} s = in-process "
+            f"{med(res.ours_noop):.3f} s + ansible start-up/transfer {ansible_s - med(res.ours_noop):.2f} s"
+        )
 
 
 def main() -> None:
@@ -131,69 +215,42 @@ def main() -> None:
     try:
         version = client.admin.command("buildInfo")["version"]
         decl = declaration()
-        ours_create, floor_create_t, ours_noop, floor_noop_t = [], [], [], []
-        noop_writes, noop_commands, floor_commands = [], [], []
+        res = Results()
         for _ in range(args.rounds):
-            ours_db, floor_db = server.database_name("bench"), server.database_name("bench")
-            params = {"database": ours_db, "collections": decl, "views": []}
-            ours_create.append(timed(run_module_path, client[ours_db], params))
-            floor_create_t.append(floor_create(client[floor_db], {**params, "database": floor_db}))
-
-            # Unchanged re-apply: alternate ours and the floor (order flipped each time) so that
-            # server noise hits both alike.
-            for i in range(args.noop_repeats):
-                pair = [
-                    ("ours", run_module_path, (client[ours_db], params)),
-                    ("floor", floor_noop, (client[floor_db],)),
-                ]
-                for label, func, fargs in pair if i % 2 == 0 else reversed(pair):
-                    counter.reset()
-                    elapsed = timed(func, *fargs)
-                    if label == "ours":
-                        ours_noop.append(elapsed)
-                        noop_writes.append(counter.writes())
-                        noop_commands.append(len(counter.names))
-                    else:
-                        floor_noop_t.append(elapsed)
-                        floor_commands.append(len(counter.names))
-            client.drop_database(ours_db)
-            client.drop_database(floor_db)
-
-        ansible_s = None
-        if args.ansible:
-            ansible_s = time_ansible(server, decl)
-
-        def med(values: list[float]) -> float:
-            return statistics.median(values)
-
-        print(
-            f"server: {'external ' + version if uri else 'SecantusDB (reports ' + version + ')'}; "
-            f"{COLLECTIONS} collections x {INDEXES} indexes; medians of {args.rounds} rounds "
-            f"({args.rounds * args.noop_repeats} unchanged re-applies)"
+            measure_round(server, client, counter, decl, noop_repeats=args.noop_repeats, res=res)
+        ansible_s = time_ansible(server, decl) if args.ansible else None
+        label = f"external {version}" if uri else f"SecantusDB (reports {version})"
+        report(
+            res,
+            label,
+            rounds=args.rounds,
+            noop_repeats=args.noop_repeats,
+            cpu=cpu_work(decl, res.live_docs),
+            ansible_s=ansible_s,
         )
-        print(
-            f"from scratch   ours {med(ours_create):7.3f} s   floor {med(floor_create_t):7.3f} s   "
-            f"ratio {med(ours_create) / med(floor_create_t):.3f}x"
-        )
-        print(
-            f"unchanged      ours {med(ours_noop):7.3f} s   floor {med(floor_noop_t):7.3f} s   "
-            f"ratio {med(ours_noop) / med(floor_noop_t):.3f}x"
-        )
-        print(
-            f"unchanged      commands ours {max(noop_commands)} vs floor {max(floor_commands)}; "
-            f"write commands ours {max(noop_writes)}"
-        )
-        if ansible_s is not None:
-            print(
-                f"through ansible-playbook (unchanged, one run): {ansible_s:.2f} s "
-                f"= in-process {med(ours_noop):.3f} s + ansible start-up/transfer "
-                f"{ansible_s - med(ours_noop):.2f} s"
-            )
-        if max(noop_writes) != 0:
+        if max(res.noop_writes) != 0:
             raise SystemExit("FAIL: the unchanged re-apply sent write commands")
     finally:
         client.close()
         mongo_harness.stop_server(server)
+
+
+def cpu_work(decl: list[dict[str, Any]], live_docs: dict[str, Any], repeats: int = 30) -> float:
+    """Median time of the module's pure work for an unchanged re-apply, the server's replies given."""
+    params = {"database": "bench", "collections": decl, "views": []}
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        collections, views = schema.parse_schema(params)
+        live = {}
+        for name, (coll_doc, index_docs) in live_docs.items():
+            coll = schema.live_collection(coll_doc)
+            coll.indexes = [schema.live_index(d) for d in index_docs]
+            live[name] = coll
+        plan = schema.plan_schema("bench", collections, views, live)
+        samples.append(time.perf_counter() - start)
+        assert plan.commands == []
+    return statistics.median(samples)
 
 
 def time_ansible(server: mongo_harness.MongoServer, decl: list[dict[str, Any]]) -> float:

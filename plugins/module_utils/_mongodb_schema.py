@@ -355,6 +355,17 @@ def live_collection(doc: dict[str, Any]) -> LiveCollection:
                           options=dict(doc.get("options") or {}))
 
 
+def list_indexes(db: Any, name: str) -> list[dict[str, Any]]:
+    """The ``listIndexes`` documents of one collection as plain dicts (one command; a collection
+    has at most 64 indexes, so the first batch holds them all, but a cursor is followed anyway)."""
+    cursor = db.command({"listIndexes": name})["cursor"]
+    docs = list(cursor["firstBatch"])
+    while cursor.get("id"):
+        cursor = db.command({"getMore": cursor["id"], "collection": name})["cursor"]
+        docs.extend(cursor["nextBatch"])
+    return docs
+
+
 def read_live(db: Any, names: list[str]) -> dict[str, LiveCollection]:
     """One ``listCollections`` for the database, one ``listIndexes`` per declared collection."""
     live: dict[str, LiveCollection] = {}
@@ -364,7 +375,7 @@ def read_live(db: Any, names: list[str]) -> dict[str, LiveCollection]:
     wanted = set(names)
     for name, coll in live.items():
         if name in wanted and coll.type != "view":
-            coll.indexes = [live_index(d) for d in db[name].list_indexes()]
+            coll.indexes = [live_index(d) for d in list_indexes(db, name)]
     return live
 
 
@@ -394,7 +405,7 @@ def index_differences(declared: IndexSpec, live: IndexSpec,
                       default_collation: dict[str, Any] | None = None) -> list[tuple[str, Any, Any]]:
     """``(field, live value, declared value)`` for each managed option that differs."""
     diffs: list[tuple[str, Any, Any]] = []
-    if [list(p) for p in declared.key] != [list(p) for p in live.key]:
+    if declared.key != live.key:  # both lists of (field, direction) tuples, numbers normalised
         diffs.append(("key", [list(p) for p in live.key], [list(p) for p in declared.key]))
     for opt in ("unique", "sparse", "hidden"):
         if getattr(declared, opt) != getattr(live, opt):
@@ -524,10 +535,11 @@ class _IndexChanges:
         return cmds
 
 
-def _reconcile_index(index: IndexSpec, live: LiveCollection, declared_names: set[str],
-                     changes: _IndexChanges, *, allow_rebuild: bool, purge_indexes: bool) -> None:
+def _reconcile_index(index: IndexSpec, live: LiveCollection, live_by_name: dict[str, IndexSpec],
+                     declared_names: set[str], changes: _IndexChanges, *, allow_rebuild: bool,
+                     purge_indexes: bool) -> None:
     live_indexes = live.indexes or []
-    current = next((i for i in live_indexes if i.name == index.name), None)
+    current = live_by_name.get(index.name)
     default_collation = live.options.get("collation")
     if index.state == "absent":
         if current is not None:
@@ -564,8 +576,9 @@ def _index_commands(spec: CollectionSpec, live: LiveCollection, database: str, p
                     allow_rebuild: bool, purge_indexes: bool) -> list[dict[str, Any]]:
     changes = _IndexChanges()
     declared_names = {i.name for i in spec.indexes}
+    live_by_name = {i.name: i for i in live.indexes or []}
     for index in spec.indexes:
-        _reconcile_index(index, live, declared_names, changes,
+        _reconcile_index(index, live, live_by_name, declared_names, changes,
                          allow_rebuild=allow_rebuild, purge_indexes=purge_indexes)
     if changes.refused:
         raise DbopsError(
