@@ -385,8 +385,9 @@ def read_live(db: Any, names: list[str]) -> dict[str, LiveCollection]:
 
 
 def _same_value(declared: Any, live: Any) -> bool:
+    """Equal as BSON documents: same keys in the same order (``$sort``), numbers compared by value."""
     if isinstance(declared, dict) and isinstance(live, dict):
-        return declared.keys() == live.keys() and all(_same_value(v, live[k]) for k, v in declared.items())
+        return list(declared) == list(live) and all(_same_value(v, live[k]) for k, v in declared.items())
     if isinstance(declared, list) and isinstance(live, list):
         return len(declared) == len(live) and all(_same_value(a, b) for a, b in zip(declared, live))
     return _number(declared) == _number(live)

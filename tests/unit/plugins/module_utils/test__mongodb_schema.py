@@ -474,3 +474,25 @@ def test_execute_stops_at_first_failure_and_reports_what_ran():
     assert db.ran == [{"create": "a"}]
     ok = FakeDb()
     assert s.execute(ok, cmds, (RuntimeError,)) == cmds
+
+
+def test_view_pipeline_compares_key_order_of_sort_stages():
+    view = s.live_collection(
+        {"name": "v", "type": "view", "options": {"viewOn": "m", "pipeline": [{"$sort": {"a": 1, "b": -1}}]}}
+    )
+    live = [live_coll("m"), view]
+    same = plan(
+        [{"name": "m"}],
+        [{"name": "v", "view_on": "m", "pipeline": [{"$sort": {"a": 1, "b": -1.0}}]}],
+        live=live,
+    )
+    assert same.commands == []
+    swapped = plan(
+        [{"name": "m"}],
+        [{"name": "v", "view_on": "m", "pipeline": [{"$sort": {"b": -1, "a": 1}}]}],
+        live=live,
+    )
+    assert swapped.commands == [
+        {"drop": "v"},
+        {"create": "v", "viewOn": "m", "pipeline": [{"$sort": {"b": -1, "a": 1}}]},
+    ]
