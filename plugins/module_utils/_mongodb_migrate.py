@@ -348,6 +348,14 @@ def _iso(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+def os_user() -> str:
+    """Who runs the module when no login user is set (recorded as installed_by)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
 @dataclass
 class Settings:
     database: str
@@ -378,7 +386,7 @@ def settings_from_params(params: dict[str, Any]) -> Settings:
         history_collection=params.get("history_collection") or "dbops_schema_history",
         lock_collection=params.get("lock_collection") or "dbops_migration_lock",
         lock_ttl=int(params.get("lock_ttl") or 60), lock_timeout=int(params.get("lock_timeout") or 0),
-        installed_by=params.get("login_user") or getpass.getuser(),
+        installed_by=params.get("login_user") or os_user(),
     )
 
 

@@ -315,6 +315,17 @@ def test_checksums_and_out_of_order(ansible, mongo_server, tmp_path):
     with mongo_server.client() as client:
         assert sorted(d["v"] for d in client[db].log.find()) == [1, 2, 3]
 
+    # A repeatable migration runs again whenever its file changes, after the versioned ones.
+    args = {**args, "validate_checksums": False}
+    write(path, "R__refresh.yml", "up:\n  - {insert: refresh_log, documents: [{run: 1}]}\n")
+    first = ok(ansible.module("mongodb_migrate", args))
+    assert [(a["action"], a["script"]) for a in first["applied"]] == [("repeatable", "R__refresh.yml")]
+    assert ok(ansible.module("mongodb_migrate", args))["changed"] is False
+    write(path, "R__refresh.yml", "up:\n  - {insert: refresh_log, documents: [{run: 2}]}\n")
+    assert [a["action"] for a in ok(ansible.module("mongodb_migrate", args))["applied"]] == ["repeatable"]
+    with mongo_server.client() as client:
+        assert sorted(d["run"] for d in client[db].refresh_log.find()) == [1, 2]
+
 
 @pytest.mark.parametrize("server_fixture", ["mongo_server", "mongo_auth_server"])
 def test_bad_migration_files_fail_clearly_and_change_nothing(ansible, request, server_fixture, tmp_path):
