@@ -207,7 +207,8 @@ class MigrationSet:
 
 
 def _version_key(migration: Migration) -> Version:
-    assert migration.version is not None
+    if migration.version is None:
+        raise ValueError(f"{migration.script} has no version")
     return migration.version
 
 

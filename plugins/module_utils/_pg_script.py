@@ -62,7 +62,7 @@ class Statement:
     @property
     def head(self) -> str:
         """The statement's first words, for messages (``CREATE INDEX CONCURRENTLY``)."""
-        return " ".join(self.words[:4])
+        return " ".join(self.text.split()[:4]).rstrip(";")
 
 
 def line_of(text: str, offset: int) -> int:

@@ -109,8 +109,8 @@ def test_concurrently_detection():
     problems = s.transaction_problems(stmts)
     assert [(p[0].line, p[1]) for p in problems] == [
         (1, "CREATE UNIQUE INDEX CONCURRENTLY cannot run inside a transaction"),
-        (5, "DROP INDEX CONCURRENTLY I cannot run inside a transaction"),
-        (6, "VACUUM T cannot run inside a transaction"),
+        (5, "DROP INDEX CONCURRENTLY i cannot run inside a transaction"),
+        (6, "VACUUM t cannot run inside a transaction"),
         (7, "transaction control (COMMIT) is not allowed: each migration already runs in its own"
             " transaction"),
     ]
