@@ -150,9 +150,42 @@ def parse_document(text: str, script: str) -> MigrationDoc:
     return doc
 
 
-def load_documents(migrations: core.MigrationSet) -> dict[str, MigrationDoc]:
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+
+
+def substitute(value: Any, placeholders: dict[str, Any], script: str) -> Any:
+    """Replace ``${name}`` inside the string values of parsed commands (never in the file text, so a
+    value cannot break the YAML/JSON). A string that is exactly ``${name}`` takes the value with its
+    type (a number stays a number); inside a longer string the value is inserted as text. With
+    placeholders set, a name without a value is an error."""
+    if isinstance(value, dict):
+        return {k: substitute(v, placeholders, script) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, placeholders, script) for v in value]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    names = _PLACEHOLDER.findall(value)
+    unknown = sorted(set(names) - set(placeholders))
+    if unknown:
+        raise DbopsError(
+            f"substitute placeholders in {script}: no value for " + ", ".join(f"${{{n}}}" for n in unknown)
+            + f" (placeholders given: {', '.join(sorted(placeholders)) or 'none'})"
+        )
+    whole = _PLACEHOLDER.fullmatch(value)
+    if whole:
+        return placeholders[whole.group(1)]
+    return _PLACEHOLDER.sub(lambda m: str(placeholders[m.group(1)]), value)
+
+
+def load_documents(migrations: core.MigrationSet,
+                   placeholders: dict[str, Any] | None = None) -> dict[str, MigrationDoc]:
     """Parse every file of the set up front, so a malformed file fails before anything runs."""
-    return {m.script: parse_document(m.text(), m.script) for m in migrations.all()}
+    docs = {m.script: parse_document(m.text(), m.script) for m in migrations.all()}
+    if placeholders:
+        for script, doc in docs.items():
+            doc.up = substitute(doc.up, placeholders, script)
+            doc.down = substitute(doc.down, placeholders, script)
+    return docs
 
 
 def step_commands(step: core.Step, docs: dict[str, MigrationDoc]) -> list[dict[str, Any]]:
@@ -371,6 +404,7 @@ class Settings:
     lock_ttl: int = 60
     lock_timeout: int = 300
     installed_by: str | None = None
+    placeholders: dict[str, Any] = field(default_factory=dict)
 
 
 def settings_from_params(params: dict[str, Any]) -> Settings:
@@ -387,6 +421,7 @@ def settings_from_params(params: dict[str, Any]) -> Settings:
         lock_collection=params.get("lock_collection") or "dbops_migration_lock",
         lock_ttl=int(params.get("lock_ttl") or 60), lock_timeout=int(params.get("lock_timeout") or 0),
         installed_by=params.get("login_user") or os_user(),
+        placeholders=dict(params.get("placeholders") or {}),
     )
 
 
@@ -403,7 +438,7 @@ class Prepared:
 def prepare(db: Any, settings: Settings) -> Prepared:
     """Read files and history and plan (read-only; everything that can be wrong fails here)."""
     migrations = core.discover(settings.path, EXTENSIONS)
-    docs = load_documents(migrations)
+    docs = load_documents(migrations, settings.placeholders)
     history = read_history(db, settings.history_collection)
     options = core.PlanOptions(
         target=settings.target, allow_downgrade=settings.allow_downgrade, out_of_order=settings.out_of_order,

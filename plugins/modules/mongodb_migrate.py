@@ -62,6 +62,14 @@ options:
       - Adopt an existing database at this version on the first run. Versions up to it are
         recorded as applied without running.
     type: str
+  placeholders:
+    description:
+      - Values substituted for C(${name}) in the string values of the commands, after the file is
+        parsed. A string that is exactly C(${name}) takes the value with its type; inside a longer
+        string the value is inserted as text. The checksum stays that of the file as written.
+      - When set, a C(${name}) without a value fails the task before anything runs.
+    type: dict
+    default: {}
   repair:
     description:
       - Remove failed history documents before planning, so that a failed migration runs again
@@ -112,6 +120,14 @@ EXAMPLES = r"""
     database: octopus_messenger
     path: "{{ playbook_dir }}/migrations/mongodb"
   register: migrated
+
+- name: Apply migrations that name the tenant database's archive collection
+  dbops.datastores.mongodb_migrate:
+    database: octopus_messenger
+    path: /srv/app/migrations/mongodb
+    placeholders:
+      archive_collection: messages_archive_2026
+      retention_days: 30
 
 - name: Show the plan without running it
   dbops.datastores.mongodb_migrate:
@@ -196,6 +212,7 @@ def main() -> None:
         out_of_order={"type": "bool", "default": False},
         validate_checksums={"type": "bool", "default": True},
         baseline_version={"type": "str"},
+        placeholders={"type": "dict", "default": {}},
         repair={"type": "bool", "default": False},
         history_collection={"type": "str", "default": "dbops_schema_history"},
         lock_collection={"type": "str", "default": "dbops_migration_lock"},

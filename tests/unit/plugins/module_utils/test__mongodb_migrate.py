@@ -244,3 +244,54 @@ def test_acquire_times_out_naming_the_holder(monkeypatch):
         "acquire migration lock hist: held by holder-1 (last heartbeat 2026-11-24T12:00"
     )
     assert "lock_timeout" in err.value.msg
+
+
+def test_placeholders_substitute_in_string_values_keeping_whole_value_types():
+    cmds = [
+        {
+            "insert": "${coll}",
+            "documents": [
+                {"days": "${days}", "note": "keep ${days} days in ${coll}", "literal": "$${not_a_placeholder"}
+            ],
+        }
+    ]
+    out = mm.substitute(cmds, {"coll": "archive", "days": 30}, "V1__a.yml")
+    assert out == [
+        {
+            "insert": "archive",
+            "documents": [{"days": 30, "note": "keep 30 days in archive", "literal": "$${not_a_placeholder"}],
+        }
+    ]
+    with pytest.raises(DbopsError) as err:
+        mm.substitute(cmds, {"coll": "archive"}, "V1__a.yml")
+    assert err.value.msg == (
+        "substitute placeholders in V1__a.yml: no value for ${days} (placeholders given: coll)"
+    )
+
+
+class EmptyDb:
+    """A database without a history collection (all prepare() reads)."""
+
+    def __getitem__(self, name):
+        return self
+
+    def find(self, *args, **kwargs):
+        return []
+
+
+def test_prepare_plans_from_files_with_placeholders(tmp_path):
+    (tmp_path / "V1__archive.yml").write_text("up:\n  - {create: '${archive}'}\n")
+    (tmp_path / "V2__ttl.json").write_text(
+        '{"up": [{"collMod": "${archive}", "expireAfterSeconds": "${ttl}"}]}'
+    )
+    settings = mm.settings_from_params(
+        {"database": "app", "path": str(tmp_path), "placeholders": {"archive": "messages_2026", "ttl": 86400}}
+    )
+    prepared = mm.prepare(EmptyDb(), settings)
+    steps = mm.plan_dicts(prepared)
+    assert [s["commands"] for s in steps] == [
+        [{"create": "messages_2026"}],
+        [{"collMod": "messages_2026", "expireAfterSeconds": 86400}],
+    ]
+    assert steps[0]["checksum"] == core.checksum(b"up:\n  - {create: '${archive}'}\n")
+    assert mm.result_fields(prepared) == {"version_before": None, "version": "2", "pending": []}
