@@ -29,6 +29,7 @@ from tests.harness.tls import TlsFiles, make_tls_files
 # Where the test server is known to behave differently from mongod; tests cite these keys.
 KNOWN_DIFFERENCES = {
     "view_collmod": "collMod on a view answers ok but does not change it",
+    "collmod_index_hidden": "collMod {index: {hidden: ...}} answers ok but does not change the index",
     "text_hashed_indexes": "text and hashed indexes are refused",
     "users_info_for_all_dbs": "usersInfo {forAllDBs: true} returns nothing",
     "thin_server_status": "serverStatus lacks asserts, globalLock and wiredTiger sections",
