@@ -105,10 +105,10 @@ def test_seed_data_migration_and_rollback(ansible, any_mongo, tmp_path):
         assert client[db].conversations.count_documents({}) == 5
 
 
-def test_partial_apply_resumes_after_the_commands_that_ran(ansible, mongo_server, tmp_path):
-    db = mongo_server.database_name()
+def test_partial_apply_resumes_after_the_commands_that_ran(ansible, any_mongo, tmp_path):
+    db = any_mongo.database_name()
     path = tmp_path / "migrations"
-    with mongo_server.client() as client:
+    with any_mongo.client() as client:
         client[db].tenants.insert_one({"_id": "acme", "plan": "legacy"})
     failing = """\
         up:
@@ -118,14 +118,14 @@ def test_partial_apply_resumes_after_the_commands_that_ran(ansible, mongo_server
         """
     write(path, "V1__tenants.yml", failing)
     write(path, "V2__later.yml", "up:\n  - {insert: audit, documents: [{event: v2}]}\n")
-    args = {**mongo_server.params(), "database": db, "path": str(path)}
+    args = {**any_mongo.params(), "database": db, "path": str(path)}
 
     failed = ansible.module("mongodb_migrate", args)
     assert failed["failed"] is True
     assert "apply migration V1__tenants.yml: command 2 of 3 failed" in failed["msg"]
     assert "duplicate key" in failed["msg"]
     assert "1 command(s) of it ran; the next run resumes after them" in failed["msg"]
-    [row] = history(mongo_server, db)
+    [row] = history(any_mongo, db)
     assert row["success"] is False and row["commands_done"] == 1
 
     # The operator fixes the failing command; the next run resumes at it.
@@ -142,17 +142,17 @@ def test_partial_apply_resumes_after_the_commands_that_ran(ansible, mongo_server
     resumed = ok(ansible.module("mongodb_migrate", args))
     assert [(a["version"], a["resumed_after"]) for a in resumed["applied"]] == [("1", 1), ("2", 0)]
     assert ok(ansible.module("mongodb_migrate", args))["changed"] is False
-    with mongo_server.client() as client:
+    with any_mongo.client() as client:
         events = [d["event"] for d in client[db].audit.find().sort("_id", 1)]
         assert events == ["started", "finished", "v2"], "a completed command ran twice"
         assert client[db].tenants.find_one({"_id": "acme"})["plan"] == "pro"
-    assert [(r["version"], r["success"]) for r in history(mongo_server, db)] == [("1", True), ("2", True)]
+    assert [(r["version"], r["success"]) for r in history(any_mongo, db)] == [("1", True), ("2", True)]
 
 
-def test_transactional_migration_rolls_back_on_error(ansible, mongo_server, tmp_path):
-    db = mongo_server.database_name()
+def test_transactional_migration_rolls_back_on_error(ansible, any_mongo, tmp_path):
+    db = any_mongo.database_name()
     path = tmp_path / "migrations"
-    with mongo_server.client() as client:
+    with any_mongo.client() as client:
         client[db].tenants.insert_one({"_id": "acme"})
     text = """\
         transaction: true
@@ -161,15 +161,15 @@ def test_transactional_migration_rolls_back_on_error(ansible, mongo_server, tmp_
           - {insert: tenants, documents: [{_id: acme}]}
         """
     write(path, "V1__tx.yml", text)
-    args = {**mongo_server.params(), "database": db, "path": str(path)}
+    args = {**any_mongo.params(), "database": db, "path": str(path)}
     failed = ansible.module("mongodb_migrate", args)
     assert failed["failed"] is True and "the transaction was rolled back" in failed["msg"]
-    with mongo_server.client() as client:
+    with any_mongo.client() as client:
         assert client[db].audit.count_documents({}) == 0
     write(path, "V1__tx.yml", text.replace("[{_id: acme}]", "[{_id: globex}]"))
     applied = ok(ansible.module("mongodb_migrate", args))
     assert applied["applied"][0]["transaction"] is True and applied["applied"][0]["resumed_after"] == 0
-    with mongo_server.client() as client:
+    with any_mongo.client() as client:
         assert client[db].audit.count_documents({}) == 1
         assert client[db].tenants.count_documents({}) == 2
 
@@ -183,11 +183,11 @@ def _log_migrations(path: Path, count: int) -> None:
         )
 
 
-def test_concurrent_runners_apply_each_migration_once(mongo_server, tmp_path):
-    db = mongo_server.database_name()
+def test_concurrent_runners_apply_each_migration_once(any_mongo, tmp_path):
+    db = any_mongo.database_name()
     path = tmp_path / "migrations"
     _log_migrations(path, 5)
-    args = {**mongo_server.params(), "database": db, "path": str(path), "lock_timeout": 120}
+    args = {**any_mongo.params(), "database": db, "path": str(path), "lock_timeout": 120}
     runners = [AnsibleRunner(tmp_path / f"runner{i}") for i in range(2)]
     results: list[dict] = [{}, {}]
 
@@ -202,11 +202,11 @@ def test_concurrent_runners_apply_each_migration_once(mongo_server, tmp_path):
     for result in results:
         ok(result)
     assert sum(len(r["applied"]) for r in results) == 5
-    with mongo_server.client() as client:
+    with any_mongo.client() as client:
         versions = sorted(d["version"] for d in client[db].applied_log.find())
         assert client[db].dbops_migration_lock.count_documents({}) == 0, "the lock was not released"
     assert versions == [1, 2, 3, 4, 5]
-    assert [r["version"] for r in history(mongo_server, db)] == ["1", "2", "3", "4", "5"]
+    assert [r["version"] for r in history(any_mongo, db)] == ["1", "2", "3", "4", "5"]
 
 
 def test_many_in_process_runners_race_for_the_lock(mongo_server, tmp_path):
