@@ -111,13 +111,13 @@ def test_playbook_example_applies_seed_schema(ansible, mongo_server):
     assert len(names(mongo_server, db)) == 14
 
 
-def test_changed_ttl_is_reconciled_in_place(ansible, mongo_server):
-    db = mongo_server.database_name()
-    with mongo_server.client() as client:
+def test_changed_ttl_is_reconciled_in_place(ansible, any_mongo):
+    db = any_mongo.database_name()
+    with any_mongo.client() as client:
         client[db].events.create_index([("createdAt", 1)], expireAfterSeconds=3600)
         client[db].events.insert_one({"createdAt": 1})
     args = schema_args(
-        mongo_server,
+        any_mongo,
         db,
         collections=[
             {"name": "events", "indexes": [{"keys": {"createdAt": 1}, "expire_after_seconds": 7200}]}
@@ -131,42 +131,42 @@ def test_changed_ttl_is_reconciled_in_place(ansible, mongo_server):
     ]
     assert planned["diff"][0]["before"]["indexes"][0]["expireAfterSeconds"] == 3600
     assert planned["diff"][0]["after"]["indexes"][0]["expireAfterSeconds"] == 7200
-    assert indexes(mongo_server, db, "events")["createdAt_1"]["expireAfterSeconds"] == 3600
+    assert indexes(any_mongo, db, "events")["createdAt_1"]["expireAfterSeconds"] == 3600
 
     applied = ok(ansible.module("mongodb_schema", args))
     assert applied["changed"] is True and applied["rebuilt"] == []
     assert ok(ansible.module("mongodb_schema", args))["changed"] is False
-    assert indexes(mongo_server, db, "events")["createdAt_1"]["expireAfterSeconds"] == 7200
+    assert indexes(any_mongo, db, "events")["createdAt_1"]["expireAfterSeconds"] == 7200
 
 
-def test_unique_change_refused_without_allow_rebuild(ansible, mongo_server):
-    db = mongo_server.database_name()
-    with mongo_server.client() as client:
+def test_unique_change_refused_without_allow_rebuild(ansible, any_mongo):
+    db = any_mongo.database_name()
+    with any_mongo.client() as client:
         client[db].users.create_index([("email", 1)])
     declared = [{"name": "users", "indexes": [{"keys": {"email": 1}, "unique": True}]}]
 
-    refused = ansible.module("mongodb_schema", schema_args(mongo_server, db, collections=declared))
+    refused = ansible.module("mongodb_schema", schema_args(any_mongo, db, collections=declared))
     assert refused["failed"] is True
     assert "index email_1: unique live False, declared True" in refused["msg"]
     assert "allow_rebuild: true" in refused["msg"]
     assert refused["commands"] == []
-    assert "unique" not in indexes(mongo_server, db, "users")["email_1"]
+    assert "unique" not in indexes(any_mongo, db, "users")["email_1"]
 
-    args = schema_args(mongo_server, db, collections=declared, allow_rebuild=True)
+    args = schema_args(any_mongo, db, collections=declared, allow_rebuild=True)
     planned = ok(ansible.module("mongodb_schema", args, check=True))
     assert planned["commands"] == [
         {"dropIndexes": "users", "index": "email_1"},
         {"createIndexes": "users", "indexes": [{"key": {"email": 1}, "name": "email_1", "unique": True}]},
     ]
-    assert "unique" not in indexes(mongo_server, db, "users")["email_1"]
+    assert "unique" not in indexes(any_mongo, db, "users")["email_1"]
     applied = ok(ansible.module("mongodb_schema", args))
     assert applied["changed"] is True and applied["rebuilt"] == ["users.email_1"]
     assert ok(ansible.module("mongodb_schema", args))["changed"] is False
-    assert indexes(mongo_server, db, "users")["email_1"]["unique"] is True
+    assert indexes(any_mongo, db, "users")["email_1"]["unique"] is True
 
 
-def test_key_order_is_respected(ansible, mongo_server):
-    db = mongo_server.database_name()
+def test_key_order_is_respected(ansible, any_mongo):
+    db = any_mongo.database_name()
     declared = [
         {
             "name": "logs",
@@ -176,16 +176,16 @@ def test_key_order_is_respected(ansible, mongo_server):
             ],
         }
     ]
-    args = schema_args(mongo_server, db, collections=declared)
+    args = schema_args(any_mongo, db, collections=declared)
     planned = ok(ansible.module("mongodb_schema", args, check=True))
     assert [i["name"] for i in planned["commands"][1]["indexes"]] == [
         "timestamp_-1_tenantId_1",
         "zone_1_level_-1_app_1",
     ]
-    assert names(mongo_server, db) == {}
+    assert names(any_mongo, db) == {}
     assert ok(ansible.module("mongodb_schema", args))["changed"] is True
     assert ok(ansible.module("mongodb_schema", args))["changed"] is False
-    live = indexes(mongo_server, db, "logs")
+    live = indexes(any_mongo, db, "logs")
     assert list(live["timestamp_-1_tenantId_1"]["key"].items()) == [("timestamp", -1), ("tenantId", 1)]
     assert list(live["zone_1_level_-1_app_1"]["key"].items()) == [("zone", 1), ("level", -1), ("app", 1)]
 
@@ -196,7 +196,7 @@ def test_key_order_is_respected(ansible, mongo_server):
             "indexes": [{"keys": [["tenantId", 1], ["timestamp", -1]], "name": "timestamp_-1_tenantId_1"}],
         }
     ]
-    refused = ansible.module("mongodb_schema", schema_args(mongo_server, db, collections=swapped))
+    refused = ansible.module("mongodb_schema", schema_args(any_mongo, db, collections=swapped))
     assert refused["failed"] is True
     assert (
         "key live [['timestamp', -1], ['tenantId', 1]], declared [['tenantId', 1], ['timestamp', -1]]"
@@ -204,9 +204,9 @@ def test_key_order_is_respected(ansible, mongo_server):
     )
 
 
-def test_validator_is_enforced_after_apply(ansible, mongo_server):
-    db = mongo_server.database_name()
-    with mongo_server.client() as client:
+def test_validator_is_enforced_after_apply(ansible, any_mongo):
+    db = any_mongo.database_name()
+    with any_mongo.client() as client:
         client[db].create_collection("orders")
     declared = [
         {
@@ -216,29 +216,29 @@ def test_validator_is_enforced_after_apply(ansible, mongo_server):
             "validation_action": "error",
         }
     ]
-    args = schema_args(mongo_server, db, collections=declared)
+    args = schema_args(any_mongo, db, collections=declared)
     planned = ok(ansible.module("mongodb_schema", args, check=True))
     assert planned["commands"] == [
         {"collMod": "orders", "validator": {"$jsonSchema": {"bsonType": "object", "required": ["total"]}}}
     ]
-    with mongo_server.client() as client:
+    with any_mongo.client() as client:
         client[db].orders.insert_one({"note": "accepted before apply"})
     assert ok(ansible.module("mongodb_schema", args))["changed"] is True
     assert ok(ansible.module("mongodb_schema", args))["changed"] is False
-    with mongo_server.client() as client:
+    with any_mongo.client() as client:
         with pytest.raises(pymongo.errors.WriteError, match="Document failed validation"):
             client[db].orders.insert_one({"note": "no total"})
         client[db].orders.insert_one({"total": 5})
 
 
-def test_view_recreated_when_pipeline_changes(ansible, mongo_server):
-    db = mongo_server.database_name()
-    with mongo_server.client() as client:
+def test_view_recreated_when_pipeline_changes(ansible, any_mongo):
+    db = any_mongo.database_name()
+    with any_mongo.client() as client:
         client[db].alerts.insert_many([{"severity": "high"}, {"severity": "low"}, {"severity": "high"}])
     first = [{"name": "open_alerts", "view_on": "alerts", "pipeline": [{"$match": {"severity": "low"}}]}]
-    ok(ansible.module("mongodb_schema", schema_args(mongo_server, db, views=first)))
+    ok(ansible.module("mongodb_schema", schema_args(any_mongo, db, views=first)))
     changed = [{"name": "open_alerts", "view_on": "alerts", "pipeline": [{"$match": {"severity": "high"}}]}]
-    args = schema_args(mongo_server, db, views=changed)
+    args = schema_args(any_mongo, db, views=changed)
 
     planned = ok(ansible.module("mongodb_schema", args, check=True, diff=True))
     # Drop + create, never collMod: right on mongod, and KNOWN_DIFFERENCES["view_collmod"] means the
@@ -249,11 +249,11 @@ def test_view_recreated_when_pipeline_changes(ansible, mongo_server):
         {"create": "open_alerts", "viewOn": "alerts", "pipeline": [{"$match": {"severity": "high"}}]},
     ]
     assert planned["diff"][0]["before"]["pipeline"] == [{"$match": {"severity": "low"}}]
-    with mongo_server.client() as client:
+    with any_mongo.client() as client:
         assert client[db].open_alerts.count_documents({}) == 1
     assert ok(ansible.module("mongodb_schema", args))["changed"] is True
     assert ok(ansible.module("mongodb_schema", args))["changed"] is False
-    with mongo_server.client() as client:
+    with any_mongo.client() as client:
         assert client[db].open_alerts.count_documents({}) == 2
 
 
@@ -353,16 +353,16 @@ def test_bad_input_fails_clearly_and_changes_nothing(ansible, request, server_fi
     assert names(server, db) == {}, "a refused declaration changed the server"
 
 
-def test_partial_apply_after_an_error_resumes_on_the_next_run(ansible, mongo_server):
-    db = mongo_server.database_name()
-    with mongo_server.client() as client:
+def test_partial_apply_after_an_error_resumes_on_the_next_run(ansible, any_mongo):
+    db = any_mongo.database_name()
+    with any_mongo.client() as client:
         client[db].users.insert_many([{"email": "a@example.com"}, {"email": "a@example.com"}])
     declared = [
         {"name": "sessions", "indexes": [{"keys": {"lastSeen": 1}, "expire_after_seconds": 3600}]},
         {"name": "users", "indexes": [{"keys": {"email": 1}, "unique": True}]},
         {"name": "audit"},
     ]
-    args = schema_args(mongo_server, db, collections=declared)
+    args = schema_args(any_mongo, db, collections=declared)
     failed = ansible.module("mongodb_schema", args)
     assert failed["failed"] is True
     assert "apply schema to" in failed["msg"] and "createIndexes users failed" in failed["msg"]
@@ -375,9 +375,9 @@ def test_partial_apply_after_an_error_resumes_on_the_next_run(ansible, mongo_ser
             "indexes": [{"key": {"lastSeen": 1}, "name": "lastSeen_1", "expireAfterSeconds": 3600}],
         },
     ]
-    assert names(mongo_server, db) == {"sessions": "collection", "users": "collection"}
+    assert names(any_mongo, db) == {"sessions": "collection", "users": "collection"}
 
-    with mongo_server.client() as client:  # the operator removes the duplicate
+    with any_mongo.client() as client:  # the operator removes the duplicate
         client[db].users.delete_one({"email": "a@example.com"})
     planned = ok(ansible.module("mongodb_schema", args, check=True))
     assert planned["commands"] == [
@@ -386,8 +386,8 @@ def test_partial_apply_after_an_error_resumes_on_the_next_run(ansible, mongo_ser
     ]
     assert ok(ansible.module("mongodb_schema", args))["changed"] is True
     assert ok(ansible.module("mongodb_schema", args))["changed"] is False
-    assert indexes(mongo_server, db, "users")["email_1"]["unique"] is True
-    assert indexes(mongo_server, db, "sessions")["lastSeen_1"]["expireAfterSeconds"] == 3600
+    assert indexes(any_mongo, db, "users")["email_1"]["unique"] is True
+    assert indexes(any_mongo, db, "sessions")["lastSeen_1"]["expireAfterSeconds"] == 3600
 
 
 def test_hashed_and_text_indexes_are_planned_as_mongod_expects(ansible, mongo_server):

@@ -295,3 +295,17 @@ def test_prepare_plans_from_files_with_placeholders(tmp_path):
     ]
     assert steps[0]["checksum"] == core.checksum(b"up:\n  - {create: '${archive}'}\n")
     assert mm.result_fields(prepared) == {"version_before": None, "version": "2", "pending": []}
+
+
+@pytest.mark.parametrize(
+    ("hello", "expected"),
+    [({"isWritablePrimary": True}, False), ({"setName": "rs0"}, True), ({"msg": "isdbgrid"}, True)],
+)
+def test_transactions_need_a_replica_set_or_mongos(hello, expected):
+    class Admin:
+        def command(self, name):
+            assert name == "hello"
+            return hello
+
+    client = type("Client", (), {"admin": Admin()})()
+    assert mm.supports_transactions(client) is expected
