@@ -5,7 +5,8 @@ Run from the repository root::
     /work/main/.venv/bin/python -m bench.pg_migrate_bench
 
 Environment: DBOPS_BENCH_MIGRATIONS (default 1000), DBOPS_BENCH_REPEAT (runs per tool, best
-kept, default 2), DBOPS_BENCH_SCRIPT_LOOP (files for the postgresql_script loop, default 100).
+kept, default 2), DBOPS_BENCH_SCRIPT_LOOP (files for the postgresql_script loop, default 100),
+DBOPS_BENCH_PEERS (default ``yoyo,dbmate,sqitch,script``; empty for none).
 
 Workload: N (default 1,000) small migrations, each ``CREATE TABLE`` + one ``INSERT``, applied to
 an empty database ("from scratch"), then a second run with all of them applied ("no-op").
@@ -48,6 +49,7 @@ from tests.harness.runner import COLLECTIONS_PATH, AnsibleRunner, ensure_collect
 N = int(os.environ.get("DBOPS_BENCH_MIGRATIONS", "1000"))
 SCRIPT_LOOP = int(os.environ.get("DBOPS_BENCH_SCRIPT_LOOP", "100"))
 REPEAT = int(os.environ.get("DBOPS_BENCH_REPEAT", "2"))
+PEERS = os.environ.get("DBOPS_BENCH_PEERS", "yoyo,dbmate,sqitch,script").split(",")
 PEERS_DIR = Path("/tmp/dbops-bench-peers/node_modules/.bin")
 
 
@@ -300,13 +302,14 @@ def main() -> None:
         bench.measure("floor (psycopg2, one connection)", bench.floor)
         bench.measure("pg_migrate module code in-process", bench.pg_migrate_in_process)
         bench.measure("pg_migrate ansible-playbook wall (total)", bench.pg_migrate_ansible)
-        bench.yoyo()
-        bench.dbmate()
-        bench.sqitch()
+        for peer in ("yoyo", "dbmate", "sqitch"):
+            if peer in PEERS:
+                getattr(bench, peer)()
         bench.run_all()
         bench.ansible_report()
         bench.payload_noop()
-        bench.postgresql_script()
+        if "script" in PEERS:
+            bench.postgresql_script()
         r = bench.results
         floor = r["floor (psycopg2, one connection)"]
         module = r["pg_migrate module time (task - ping task)"]
