@@ -5,7 +5,8 @@ Run from the repository root::
     /work/main/.venv/bin/python -m bench.pg_migrate_bench
 
 Environment: DBOPS_BENCH_MIGRATIONS (default 1000), DBOPS_BENCH_REPEAT (runs per tool, best
-kept, default 2), DBOPS_BENCH_SCRIPT_LOOP (files for the postgresql_script loop, default 100).
+kept, default 2), DBOPS_BENCH_SCRIPT_LOOP (files for the postgresql_script loop, default 100),
+DBOPS_BENCH_PEERS (default ``yoyo,dbmate,sqitch,script``; empty for none).
 
 Workload: N (default 1,000) small migrations, each ``CREATE TABLE`` + one ``INSERT``, applied to
 an empty database ("from scratch"), then a second run with all of them applied ("no-op").
@@ -48,6 +49,7 @@ from tests.harness.runner import COLLECTIONS_PATH, AnsibleRunner, ensure_collect
 N = int(os.environ.get("DBOPS_BENCH_MIGRATIONS", "1000"))
 SCRIPT_LOOP = int(os.environ.get("DBOPS_BENCH_SCRIPT_LOOP", "100"))
 REPEAT = int(os.environ.get("DBOPS_BENCH_REPEAT", "2"))
+PEERS = os.environ.get("DBOPS_BENCH_PEERS", "yoyo,dbmate,sqitch,script").split(",")
 PEERS_DIR = Path("/tmp/dbops-bench-peers/node_modules/.bin")
 
 
@@ -81,6 +83,8 @@ class Bench:
             (self.flyway / f"V{i:04d}__m.sql").write_text(migration_sql(i))
         self.files = sorted(self.flyway.iterdir())
         self.ansible = AnsibleRunner(work / "ansible")
+        self.tools: list[tuple[str, Callable[[str], Callable[[], object]], str]] = []
+        self.ansible_times: dict[str, list[dict[str, float]]] = {"scratch": [], "noop": []}
 
     def url(self, db: str, scheme: str = "postgresql") -> str:
         s = self.server
@@ -92,13 +96,21 @@ class Bench:
         print(f"{name:<44} scratch {fmt(scratch)}  no-op {fmt(noop)}  {note}", flush=True)
 
     def measure(self, name: str, make: Callable[[str], Callable[[], object]], note: str = "") -> None:
-        """Best of REPEAT runs from scratch (each on a fresh database) and of the no-op run after each."""
-        scratch, noop = [], []
+        """Register a tool: ``make(db)`` returns the run; it runs from scratch, then again (no-op)."""
+        self.tools.append((name, make, note))
+
+    def run_all(self) -> None:
+        """REPEAT rounds over every tool (round-robin, so load changes hit all alike); best kept."""
+        times: dict[str, dict[str, list[float]]] = {
+            name: {"scratch": [], "noop": []} for name, _, _ in self.tools
+        }
         for _ in range(REPEAT):
-            fn = make(self.server.create_database("bench"))
-            scratch.append(timed(fn))
-            noop.append(timed(fn))
-        self.record(name, min(scratch), min(noop), note)
+            for name, make, _note in self.tools:
+                fn = make(self.server.create_database("bench"))
+                times[name]["scratch"].append(timed(fn))
+                times[name]["noop"].append(timed(fn))
+        for name, _make, note in self.tools:
+            self.record(name, min(times[name]["scratch"]), min(times[name]["noop"]), note)
 
     # ---- floor
 
@@ -148,18 +160,25 @@ class Bench:
                 times[task["task"]["name"]] = (end - start).total_seconds()
         return times
 
-    def pg_migrate_ansible(self) -> None:
-        """ansible-playbook with a ping task and a pg_migrate task: start-up, per-task and module cost."""
-        runs: dict[str, list[dict[str, float]]] = {"scratch": [], "noop": []}
-        for _ in range(REPEAT):
-            db = self.server.create_database("bench")
-            params = self.server.params(login_db=db, path=str(self.flyway))
-            book = self.playbook(f"pg_migrate_{db}", [
-                {"name": "ping", "ansible.builtin.ping": {}},
-                {"name": "pg_migrate", "dbops.datastores.pg_migrate": params},
-            ])
-            runs["scratch"].append(self.ansible_run(book))
-            runs["noop"].append(self.ansible_run(book))
+    def pg_migrate_ansible(self, db: str) -> Callable[[], object]:
+        """A play with a ping task and the pg_migrate task; task durations kept for ansible_report()."""
+        params = self.server.params(login_db=db, path=str(self.flyway))
+        book = self.playbook(f"pg_migrate_{db}", [
+            {"name": "ping", "ansible.builtin.ping": {}},
+            {"name": "pg_migrate", "dbops.datastores.pg_migrate": params},
+        ])
+        calls = []
+
+        def run_once() -> None:
+            kind = "noop" if calls else "scratch"
+            calls.append(kind)
+            self.ansible_times[kind].append(self.ansible_run(book))
+
+        return run_once
+
+    def ansible_report(self) -> None:
+        """ansible-playbook start-up, any module's per-task cost, and pg_migrate's own time."""
+        runs = self.ansible_times
         best = {kind: min(items, key=lambda t: t["pg_migrate"]) for kind, items in runs.items()}
         fixed = min(t["wall"] - t["ping"] - t["pg_migrate"] for items in runs.values() for t in items)
         ping = min(t["ping"] for items in runs.values() for t in items)
@@ -169,8 +188,26 @@ class Bench:
                     best["noop"]["pg_migrate"])
         self.record("pg_migrate module time (task - ping task)", best["scratch"]["pg_migrate"] - ping,
                     best["noop"]["pg_migrate"] - ping)
-        self.record("pg_migrate ansible-playbook wall (total)",
-                    min(t["wall"] for t in runs["scratch"]), min(t["wall"] for t in runs["noop"]))
+
+    def payload_noop(self) -> None:
+        """The module processes alone: the AnsiballZ payloads of a no-op run, executed directly."""
+        db = self.server.create_database("bench")
+        self.pg_migrate_in_process(db)()
+        runner = AnsibleRunner(self.work / "ansible-keep", extra_env={"ANSIBLE_KEEP_REMOTE_FILES": "1"})
+        params = self.server.params(login_db=db, path=str(self.flyway))
+        book = self.playbook("payload", [{"name": "ping", "ansible.builtin.ping": {}},
+                                         {"name": "pg_migrate", "dbops.datastores.pg_migrate": params}])
+        if runner.playbook(book).rc != 0:
+            raise RuntimeError("payload playbook failed")
+        best = {}
+        for name in ("ping", "pg_migrate"):
+            payload = next((self.work / "ansible-keep" / "tmp-remote").rglob(f"AnsiballZ_{name}.py"))
+            best[name] = min(timed(lambda p=payload: run([sys.executable, str(p)]))
+                             for _ in range(REPEAT + 1))
+        self.record("AnsiballZ payload run directly: ping", best["ping"], best["ping"])
+        self.record("AnsiballZ payload run directly: pg_migrate", None, best["pg_migrate"])
+        self.record("pg_migrate module process time (payload - ping)", None,
+                    best["pg_migrate"] - best["ping"])
 
     def pg_migrate_in_process(self, db: str) -> Callable[[], object]:
         ensure_collection_link()
@@ -264,11 +301,15 @@ def main() -> None:
         bench = Bench(server, work)
         bench.measure("floor (psycopg2, one connection)", bench.floor)
         bench.measure("pg_migrate module code in-process", bench.pg_migrate_in_process)
-        bench.pg_migrate_ansible()
-        bench.yoyo()
-        bench.dbmate()
-        bench.sqitch()
-        bench.postgresql_script()
+        bench.measure("pg_migrate ansible-playbook wall (total)", bench.pg_migrate_ansible)
+        for peer in ("yoyo", "dbmate", "sqitch"):
+            if peer in PEERS:
+                getattr(bench, peer)()
+        bench.run_all()
+        bench.ansible_report()
+        bench.payload_noop()
+        if "script" in PEERS:
+            bench.postgresql_script()
         r = bench.results
         floor = r["floor (psycopg2, one connection)"]
         module = r["pg_migrate module time (task - ping task)"]
@@ -281,12 +322,16 @@ def main() -> None:
               f" {inproc['scratch'] / floor['scratch']:.2f}x")
         print(f"pg_migrate no-op module time: {module['noop']:.3f}s (goal < 1 s)")
         total = r["pg_migrate ansible-playbook wall (total)"]
+        print("peers (their time / pg_migrate's; > 1 means pg_migrate is faster):")
         for name, values in r.items():
-            if name.startswith(("floor", "pg_migrate", "ansible")) or values["scratch"] is None:
+            if name.startswith(("floor", "pg_migrate", "ansible", "AnsiballZ")) or values["scratch"] is None:
                 continue
-            noop = (f"{values['noop'] / total['noop']:.1f}x" if values["noop"] is not None else "n/a")
-            print(f"{name}: {values['scratch'] / total['scratch']:.1f}x pg_migrate's total time from scratch,"
-                  f" no-op {noop}")
+            line = (f"  {name}: from scratch {values['scratch'] / module['scratch']:.2f}x module time,"
+                    f" {values['scratch'] / total['scratch']:.2f}x ansible-playbook wall")
+            if values["noop"] is not None:
+                line += (f"; no-op {values['noop'] / module['noop']:.2f}x module time,"
+                         f" {values['noop'] / total['noop']:.2f}x wall")
+            print(line)
     finally:
         pg_harness.stop_cluster(server)
         shutil.rmtree(work, ignore_errors=True)

@@ -42,6 +42,7 @@ options:
       - A version lower than the current one undoes the later migrations with their C(U) scripts,
         newest first, only with O(allow_downgrade=true); the task fails when an undo script is
         missing. C(0) undoes every migration.
+      - Quote versions in YAML (C("1.10")); unquoted, C(1.10) is the number 1.1.
     type: str
     default: latest
   allow_downgrade:
