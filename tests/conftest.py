@@ -1,5 +1,12 @@
 """Shared pytest set-up: make the checkout importable as ansible_collections.dbops.datastores."""
 
-from tests.harness.runner import ensure_collection_link
+import importlib
+import sys
+
+from tests.harness.runner import COLLECTIONS_PATH, ensure_collection_link
 
 ensure_collection_link()
+# pytest put .build/collections on sys.path before the link existed in a fresh checkout; forget
+# the cached "nothing here" so the first run imports the collection too.
+sys.path_importer_cache.pop(str(COLLECTIONS_PATH), None)
+importlib.invalidate_caches()
