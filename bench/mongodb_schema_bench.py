@@ -94,7 +94,7 @@ def run_module_path(db: Any, params: dict[str, Any]) -> schema.Plan:
 
 
 def floor_create(db: Any, params: dict[str, Any]) -> float:
-    collections, _ = schema.parse_schema(params)  # the same documents, built outside the timing
+    collections, _views = schema.parse_schema(params)  # the same documents, built outside the timing
     commands = [
         (c.create_command(), {"createIndexes": c.name, "indexes": [i.create_doc() for i in c.indexes]})
         for c in collections
@@ -216,7 +216,7 @@ def main() -> None:
         version = client.admin.command("buildInfo")["version"]
         decl = declaration()
         res = Results()
-        for _ in range(args.rounds):
+        for _round in range(args.rounds):
             measure_round(server, client, counter, decl, noop_repeats=args.noop_repeats, res=res)
         ansible_s = time_ansible(server, decl) if args.ansible else None
         label = f"external {version}" if uri else f"SecantusDB (reports {version})"
@@ -239,7 +239,7 @@ def cpu_work(decl: list[dict[str, Any]], live_docs: dict[str, Any], repeats: int
     """Median time of the module's pure work for an unchanged re-apply, the server's replies given."""
     params = {"database": "bench", "collections": decl, "views": []}
     samples = []
-    for _ in range(repeats):
+    for _round in range(repeats):
         start = time.perf_counter()
         collections, views = schema.parse_schema(params)
         live = {}

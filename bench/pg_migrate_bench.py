@@ -72,6 +72,10 @@ def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = No
                            f"{proc.stderr[-2000:]}")
 
 
+def _fmt(value: float | None) -> str:
+    return f"{value:8.3f}s" if value is not None else "     n/a"
+
+
 class Bench:
     def __init__(self, server: pg_harness.PgServer, work: Path) -> None:
         self.server = server
@@ -92,8 +96,7 @@ class Bench:
 
     def record(self, name: str, scratch: float | None, noop: float | None, note: str = "") -> None:
         self.results[name] = {"scratch": scratch, "noop": noop, "note": note}
-        fmt = (lambda v: f"{v:8.3f}s" if v is not None else "     n/a")  # noqa: E731
-        print(f"{name:<44} scratch {fmt(scratch)}  no-op {fmt(noop)}  {note}", flush=True)
+        print(f"{name:<44} scratch {_fmt(scratch)}  no-op {_fmt(noop)}  {note}", flush=True)
 
     def measure(self, name: str, make: Callable[[str], Callable[[], object]], note: str = "") -> None:
         """Register a tool: ``make(db)`` returns the run; it runs from scratch, then again (no-op)."""
@@ -102,9 +105,9 @@ class Bench:
     def run_all(self) -> None:
         """REPEAT rounds over every tool (round-robin, so load changes hit all alike); best kept."""
         times: dict[str, dict[str, list[float]]] = {
-            name: {"scratch": [], "noop": []} for name, _, _ in self.tools
+            name: {"scratch": [], "noop": []} for name, _make, _note in self.tools
         }
-        for _ in range(REPEAT):
+        for _round in range(REPEAT):
             for name, make, _note in self.tools:
                 fn = make(self.server.create_database("bench"))
                 times[name]["scratch"].append(timed(fn))
@@ -203,7 +206,7 @@ class Bench:
         for name in ("ping", "pg_migrate"):
             payload = next((self.work / "ansible-keep" / "tmp-remote").rglob(f"AnsiballZ_{name}.py"))
             best[name] = min(timed(lambda p=payload: run([sys.executable, str(p)]))
-                             for _ in range(REPEAT + 1))
+                             for _round in range(REPEAT + 1))
         self.record("AnsiballZ payload run directly: ping", best["ping"], best["ping"])
         self.record("AnsiballZ payload run directly: pg_migrate", None, best["pg_migrate"])
         self.record("pg_migrate module process time (payload - ping)", None,

@@ -161,13 +161,13 @@ def test_downgrade_needs_permission_and_undo_scripts(ansible, pg_server, pg_db, 
     assert "cannot undo V009__add_service_optimization_tables.sql: no undo script U009__*" in missing["msg"]
     assert check["changed"] is True
     assert [s["script"] for s in check["plan"]] == ["U010__index_messages_by_storage_level.sql",
-                                                   "U009__add_service_optimization_tables.sql"]
+                                                    "U009__add_service_optimization_tables.sql"]
     assert "DROP VIEW IF EXISTS service_health_summary CASCADE;" in check["plan"][1]["sql"]
     assert down["changed"] is True, down
     assert down["version_before"] == "010" and down["version"] == "008"
     assert [a["action"] for a in down["applied"]] == ["undo", "undo"]
     assert sorted(down["pending"]) == ["V009__add_service_optimization_tables.sql",
-                                      "V010__index_messages_by_storage_level.sql"]
+                                       "V010__index_messages_by_storage_level.sql"]
     assert again["changed"] is False
 
     present = tables(pg_server, pg_db)
@@ -188,11 +188,11 @@ def test_downgrade_needs_permission_and_undo_scripts(ansible, pg_server, pg_db, 
 def test_bad_inputs_fail_clearly_and_change_nothing(ansible, pg_server, pg_db, tmp_path):
     empty = write(tmp_path / "empty", {"README.md": "no migrations"})
     bad_names = write(tmp_path / "bad_names", {"V1__ok.sql": "CREATE TABLE ok1 (id int);",
-                                              "009_add_tables.sql": "CREATE TABLE nope (id int);"})
+                                               "009_add_tables.sql": "CREATE TABLE nope (id int);"})
     duplicate = write(tmp_path / "duplicate", {"V1__a.sql": "CREATE TABLE a (id int);",
-                                              "V001__b.sql": "CREATE TABLE b (id int);"})
+                                               "V001__b.sql": "CREATE TABLE b (id int);"})
     orphan_undo = write(tmp_path / "orphan", {"V1__a.sql": "CREATE TABLE a (id int);",
-                                             "U2__b.sql": "DROP TABLE b;"})
+                                              "U2__b.sql": "DROP TABLE b;"})
     syntax = write(tmp_path / "syntax", {
         "V1__first.sql": "CREATE TABLE first_ok (id int);",
         "V2__broken.sql": ("CREATE TABLE second (id int);\n\n"
@@ -449,11 +449,11 @@ def test_four_concurrent_runners_apply_each_migration_once(ansible, pg_server, p
         [str(Path(sys.executable).with_name("ansible-playbook")), "-i", str(ansible.inventory),
          str(playbook)],
         env=ansible.env, cwd=ansible.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)]
+        for _n in range(2)]
     script = CONCURRENT_RUNNER.format(paths=[str(REPO), str(REPO / ".build" / "collections")])
     params = dict(args, ssl_mode="disable")
     procs += [subprocess.Popen([sys.executable, "-c", script, json.dumps(params)], env=ansible.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _n in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
 
     applied: list[str] = []

@@ -68,8 +68,8 @@ def check_consistent(pg_server, db: str) -> int:
                              dbname=db)[0][0]
     rows = pg_server.query("SELECT version::int, success FROM dbops_schema_history ORDER BY installed_rank",
                            dbname=db) if exists else []
-    assert all(success for _, success in rows), f"failed rows after a kill: {rows}"
-    versions = [v for v, _ in rows]
+    assert all(success for _version, success in rows), f"failed rows after a kill: {rows}"
+    versions = [v for v, _success in rows]
     assert len(versions) == len(set(versions)), f"a version recorded twice: {versions}"
     assert versions == list(range(1, len(versions) + 1)), f"history has gaps: {versions}"
     tables = {r[0] for r in pg_server.query(

@@ -134,7 +134,7 @@ def test_discover_orders_and_groups(tmp_path):
     })
     found = m.discover(str(tmp_path), SQL)
     assert [x.script for x in found.versioned] == ["V1.9__nine.sql", "V1.10__ten.sql", "V002__two.sql",
-                                                  "sub/V3__three.sql"]
+                                                   "sub/V3__three.sql"]
     assert [x.script for x in found.repeatable] == ["R__a_view.sql", "R__b_view.sql"]
     assert found.undo[m.parse_version("1.10")].script == "U1.10__ten.sql"
     nine = found.versioned[0]
@@ -351,7 +351,7 @@ def test_inline_undo_for_engines_with_down_sections():
 def test_undone_version_is_pending_again():
     ms = mset(1, 2, undo=(2,))
     hist = History().applied(ms, 1, 2).add(m.KIND_UNDO, "2", script="U2__d.sql",
-                                            checksum=ms.undo[m.parse_version("2")].checksum)
+                                           checksum=ms.undo[m.parse_version("2")].checksum)
     plan = m.plan(ms, hist.rows)
     assert str(plan.version_before) == "1"
     assert actions(plan) == [("apply", "2")]
@@ -413,7 +413,7 @@ def test_failed_row_blocks_until_repair():
 def test_problems_are_collected_together():
     ms = mset(1, 2, 3)
     hist = History().applied(ms, 1, 3).add(m.KIND_VERSIONED, "4", script="V4__gone.sql", checksum="x",
-                                          success=False)
+                                           success=False)
     hist.rows[0] = m.HistoryRow(1, m.KIND_VERSIONED, "1", "d", "V1__d.sql", "bad")
     with pytest.raises(DbopsError) as info:
         m.plan(ms, hist.rows)
