@@ -94,6 +94,13 @@ def migration_state(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "failed_count": failed}
 
 
+# Size functions open the relation and would queue behind an ACCESS EXCLUSIVE lock (ALTER TABLE,
+# LOCK TABLE, VACUUM FULL): such relations get no size instead of blocking the health check.
+_LOCKED = ("EXISTS (SELECT 1 FROM pg_locks l WHERE l.relation = {rel} AND l.mode = 'AccessExclusiveLock'"
+           " AND l.pid <> pg_backend_pid())")
+SESSION_SETTINGS = "SET lock_timeout = '5s'; SET statement_timeout = '120s'"
+
+
 def _rows(conn: Any, sql: str, args: Any = None) -> list[dict[str, Any]]:
     with conn.cursor() as cur:
         cur.execute(sql, args)
@@ -251,8 +258,9 @@ def _replication(conn: Any, in_recovery: bool) -> dict[str, Any]:
 def _tables(conn: Any, database: str) -> list[dict[str, Any]]:
     rows = _rows(conn, """
         SELECT t.schemaname AS schema, t.relname AS name,
-               pg_total_relation_size(t.relid) AS total_bytes, pg_relation_size(t.relid) AS table_bytes,
-               pg_indexes_size(t.relid) AS index_bytes,
+               CASE WHEN NOT x.locked THEN pg_total_relation_size(t.relid) END AS total_bytes,
+               CASE WHEN NOT x.locked THEN pg_relation_size(t.relid) END AS table_bytes,
+               CASE WHEN NOT x.locked THEN pg_indexes_size(t.relid) END AS index_bytes, x.locked,
                t.n_live_tup AS live_tuples, t.n_dead_tup AS dead_tuples,
                t.n_mod_since_analyze AS mod_since_analyze,
                t.seq_scan, coalesce(t.idx_scan, 0) AS idx_scan,
@@ -264,13 +272,16 @@ def _tables(conn: Any, database: str) -> list[dict[str, Any]]:
         FROM pg_stat_user_tables t
         JOIN pg_class c ON c.oid = t.relid
         LEFT JOIN pg_statio_user_tables io ON io.relid = t.relid
+        CROSS JOIN LATERAL (SELECT """ + _LOCKED.format(rel="t.relid") + """ AS locked) x
     """)
     for row in rows:
         row["database"] = database
         live, dead = row["live_tuples"] or 0, row["dead_tuples"] or 0
         row["dead_ratio_percent"] = ratio_percent(dead, live + dead, 1)
         # Estimate: the share of the heap taken by dead tuples (pgstattuple gives exact numbers).
-        row["bloat_estimate_bytes"] = int(row["table_bytes"] * dead / (live + dead)) if live + dead else 0
+        table_bytes = row["table_bytes"]
+        row["bloat_estimate_bytes"] = (int(table_bytes * dead / (live + dead)) if live + dead else 0) \
+            if table_bytes is not None else None
         row["index_usage_percent"] = ratio_percent(row["idx_scan"], row["seq_scan"] + row["idx_scan"], 1)
         hit, read = row["heap_blks_hit"] or 0, row["heap_blks_read"] or 0
         row["cache_hit_ratio_percent"] = ratio_percent(hit, hit + read, 1)
@@ -289,11 +300,12 @@ def _index_io(conn: Any) -> tuple[int, int]:
 def _unused_indexes(conn: Any, database: str, stats_reset: str | None) -> list[dict[str, Any]]:
     rows = _rows(conn, """
         SELECT s.schemaname AS schema, s.relname AS table, s.indexrelname AS name,
-               pg_relation_size(s.indexrelid) AS size_bytes, s.idx_scan
+               CASE WHEN NOT """ + _LOCKED.format(rel="s.indexrelid") + """
+                    THEN pg_relation_size(s.indexrelid) END AS size_bytes, s.idx_scan
         FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
         WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid)
-        ORDER BY pg_relation_size(s.indexrelid) DESC, s.indexrelname
+        ORDER BY 4 DESC NULLS LAST, s.indexrelname
     """)
     for row in rows:
         row["database"] = database
@@ -338,12 +350,20 @@ def _migration(conn: Any, table: str) -> dict[str, Any] | None:
     return state
 
 
+def _session(connect: Callable[[str | None], Any], database: str | None) -> Any:
+    """A connection whose statements give up instead of waiting long for locks."""
+    conn = connect(database)
+    with conn.cursor() as cur:
+        cur.execute(SESSION_SETTINGS)
+    return conn
+
+
 def gather(connect: Callable[[str | None], Any], databases: list[str] | None, thresholds: dict[str, float],
            migration_table: str | None, statements_top: int = 10) -> dict[str, Any]:
     """Collect the facts. ``connect(dbname)`` returns an autocommit psycopg2 connection."""
     if migration_table and not MIGRATION_TABLE_RE.match(migration_table):
         raise DbopsError(f"read migration history {migration_table!r}: not a table name (schema.table)")
-    main = connect(None)
+    main = _session(connect, None)
     try:
         server = _server(main)
         facts: dict[str, Any] = {"server": server}
@@ -379,7 +399,7 @@ def gather(connect: Callable[[str | None], Any], databases: list[str] | None, th
     statements_error: str | None = None
     for name in targets:
         try:
-            conn = connect(name)
+            conn = _session(connect, name)
         except DbopsError as exc:
             skipped.append({"database": name, "reason": exc.msg})
             continue

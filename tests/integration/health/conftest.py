@@ -1,0 +1,103 @@
+"""Fixtures of the health tests: a cluster with pg_stat_statements preloaded, monitor logins,
+and background sessions that create the conditions the checks look for."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.harness import pg as pg_harness
+
+# Where the MongoDB test server differs from mongod in what the health module reads
+# (the general list is tests/harness/mongo.py KNOWN_DIFFERENCES):
+MONGO_HEALTH_DIFFERENCES = {
+    "connections_available_zero": "serverStatus reports connections.available = 0, so current + available "
+                                  "equals current and the connections check reads 100% in use",
+    "thin_server_status": "no wiredTiger or globalLock sections: cache and queue checks are skipped",
+}
+
+
+@pytest.fixture(scope="session")
+def pg_stats_server() -> Iterator[pg_harness.PgServer]:
+    """A cluster started with pg_stat_statements in shared_preload_libraries."""
+    if os.environ.get("DBOPS_TEST_PG_DSN"):
+        pytest.skip("the pg_stat_statements cluster is always local (DBOPS_TEST_PG_DSN is set)")
+    server = pg_harness.start_cluster(settings={
+        "shared_preload_libraries": "'pg_stat_statements'",
+        "pg_stat_statements.track": "all",
+    })
+    yield server
+    pg_harness.stop_cluster(server)
+
+
+def make_monitor(server: pg_harness.PgServer) -> tuple[str, str]:
+    """A login role that is only a pg_monitor member (what db_monitoring creates)."""
+    role, password = f"mon_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    server.query(f"CREATE ROLE {role} LOGIN PASSWORD %s IN ROLE pg_monitor", [password])
+    return role, password
+
+
+@pytest.fixture
+def pg_monitor(pg_server: pg_harness.PgServer) -> Iterator[dict[str, Any]]:
+    role, password = make_monitor(pg_server)
+    yield pg_server.params(login_user=role, login_password=password)
+    pg_server.query(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+class Background:
+    """Sessions that run in threads while a module looks at the server; stopped at teardown."""
+
+    def __init__(self, server: pg_harness.PgServer) -> None:
+        self.server = server
+        self.conns: list[Any] = []
+        self.threads: list[threading.Thread] = []
+
+    def session(self, dbname: str) -> Any:
+        conn = self.server.connect(dbname, autocommit=False)
+        self.conns.append(conn)
+        return conn
+
+    def pid(self, conn: Any) -> int:
+        return conn.get_backend_pid()
+
+    def run(self, conn: Any, sql: str) -> None:
+        """Start ``sql`` on ``conn`` in a thread (it may block or sleep)."""
+        def target() -> None:
+            with contextlib.suppress(Exception), conn.cursor() as cur:
+                cur.execute(sql)
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def wait_until(self, sql: str, args: Any, dbname: str | None = None, timeout: float = 20) -> None:
+        """Poll the server until ``sql`` returns true (the condition exists)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server.query(sql, args, dbname=dbname)[0][0]:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"condition not reached: {sql} {args}")
+
+    def stop(self) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(Exception):
+                conn.cancel()
+        for thread in self.threads:
+            thread.join(10)
+        for conn in self.conns:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+@pytest.fixture
+def background(pg_server: pg_harness.PgServer) -> Iterator[Background]:
+    bg = Background(pg_server)
+    yield bg
+    bg.stop()
