@@ -20,6 +20,8 @@ from tests.harness import pg as pg_harness
 MONGO_HEALTH_DIFFERENCES = {
     "connections_available_zero": "serverStatus reports connections.available = 0, so current + available "
                                   "equals current and the connections check reads 100% in use",
+    "op_running_time_zero": "currentOp reports secs_running and microsecs_running as 0 for running "
+                            "operations, so only a threshold of 0 selects them",
     "thin_server_status": "no wiredTiger or globalLock sections: cache and queue checks are skipped",
 }
 
