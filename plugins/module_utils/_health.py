@@ -31,8 +31,8 @@ SKIPPED = "skipped"
 SEVERITY_RANK = {OK: 0, INFO: 0, WARNING: 1, CRITICAL: 2}
 CREDIT = {OK: 1.0, WARNING: 0.5, CRITICAL: 0.0}
 
-GIB = 1024 ** 3
-MIB = 1024 ** 2
+GIB = 1024**3
+MIB = 1024**2
 
 # Defaults for pg_health_info (documented in the module and docs/health.md).
 PG_THRESHOLDS: dict[str, float] = {
@@ -97,8 +97,13 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "check": self.check, "severity": self.severity, "object": self.object,
-            "message": self.message, "value": self.value, "threshold": self.threshold, "fix": self.fix,
+            "check": self.check,
+            "severity": self.severity,
+            "object": self.object,
+            "message": self.message,
+            "value": self.value,
+            "threshold": self.threshold,
+            "fix": self.fix,
         }
 
 
@@ -192,6 +197,7 @@ def human_seconds(value: float | None) -> str:
 # Checks shared in shape by both engines
 # ---------------------------------------------------------------------------------------------
 
+
 def _connections(prefix: str, fix: str) -> Callable[[dict[str, Any], dict[str, float]], CheckResult]:
     def run(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
         conn = facts.get("connections") or {}
@@ -202,11 +208,19 @@ def _connections(prefix: str, fix: str) -> Callable[[dict[str, Any], dict[str, f
         if severity == OK:
             return CheckResult(OK)
         threshold = t[f"connections_{severity}_percent"]
-        return _result([Finding(
-            "connections", severity,
-            f"{conn.get('current')} of {conn.get('max')} {prefix} connections in use ({usage:.1f}%)",
-            fix, value=_round(usage), threshold=threshold,
-        )])
+        return _result(
+            [
+                Finding(
+                    "connections",
+                    severity,
+                    f"{conn.get('current')} of {conn.get('max')} {prefix} connections in use ({usage:.1f}%)",
+                    fix,
+                    value=_round(usage),
+                    threshold=threshold,
+                )
+            ]
+        )
+
     return run
 
 
@@ -214,8 +228,15 @@ Describe = Callable[[dict[str, Any]], "tuple[str, str]"]
 Fix = Callable[[dict[str, Any]], str]
 
 
-def _duration_findings(check: str, items: list[dict[str, Any]], key: str, limits: tuple[float, float],
-                       *, describe: Describe, fix: Fix) -> CheckResult:
+def _duration_findings(
+    check: str,
+    items: list[dict[str, Any]],
+    key: str,
+    limits: tuple[float, float],
+    *,
+    describe: Describe,
+    fix: Fix,
+) -> CheckResult:
     """One finding per item whose ``key`` (seconds) reaches the (warning, critical) ``limits``."""
     warn, crit = limits
     findings = []
@@ -225,14 +246,24 @@ def _duration_findings(check: str, items: list[dict[str, Any]], key: str, limits
         if severity == OK:
             continue
         obj, message = describe(item)
-        findings.append(Finding(check, severity, message, fix(item), object=obj, value=_round(seconds),
-                                threshold=warn if severity == WARNING else crit))
+        findings.append(
+            Finding(
+                check,
+                severity,
+                message,
+                fix(item),
+                object=obj,
+                value=_round(seconds),
+                threshold=warn if severity == WARNING else crit,
+            )
+        )
     return _result(findings)
 
 
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL checks
 # ---------------------------------------------------------------------------------------------
+
 
 def _pg_table_name(table: dict[str, Any]) -> str:
     return f"{table.get('database')}.{table.get('schema')}.{table.get('name')}"
@@ -250,63 +281,88 @@ def _pg_cache(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
         return CheckResult(SKIPPED, reason="no block statistics reported")
     if blocks < t["cache_min_blocks"]:
         return CheckResult(SKIPPED, reason=f"only {blocks} block reads so far (cache_min_blocks)")
-    severity = classify(ratio, t["cache_hit_warning_percent"], t["cache_hit_critical_percent"],
-                        higher_is_worse=False)
+    severity = classify(
+        ratio, t["cache_hit_warning_percent"], t["cache_hit_critical_percent"], higher_is_worse=False
+    )
     if severity == OK:
         return CheckResult(OK)
-    return _result([Finding(
-        "cache_hit_ratio", severity,
-        f"buffer cache hit ratio is {ratio:.2f}% (target {t['cache_hit_warning_percent']:g}%)",
-        "Raise shared_buffers (about 25% of RAM is the usual start) or reduce the working set: look for "
-        "sequential scans on large tables and missing indexes.",
-        value=_round(ratio, 2),
-        threshold=t["cache_hit_warning_percent"] if severity == WARNING else t["cache_hit_critical_percent"],
-    )])
+    return _result(
+        [
+            Finding(
+                "cache_hit_ratio",
+                severity,
+                f"buffer cache hit ratio is {ratio:.2f}% (target {t['cache_hit_warning_percent']:g}%)",
+                "Raise shared_buffers (about 25% of RAM is the usual start) or reduce the working set: "
+                "look for "
+                "sequential scans on large tables and missing indexes.",
+                value=_round(ratio, 2),
+                threshold=t["cache_hit_warning_percent"]
+                if severity == WARNING
+                else t["cache_hit_critical_percent"],
+            )
+        ]
+    )
 
 
 def _pg_activity_describe(item: dict[str, Any], what: str) -> tuple[str, str]:
     query = (item.get("query") or "").strip().replace("\n", " ")
     if len(query) > 80:
         query = query[:77] + "..."
-    return (f"pid {item.get('pid')}",
-            f"{what} for {human_seconds(item.get('duration_seconds'))} by {item.get('user')} on "
-            f"{item.get('database')}: {query}")
+    return (
+        f"pid {item.get('pid')}",
+        f"{what} for {human_seconds(item.get('duration_seconds'))} by {item.get('user')} on "
+        f"{item.get('database')}: {query}",
+    )
 
 
 def _pg_long_queries(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
     activity = facts.get("activity") or {}
     return _duration_findings(
-        "long_running_queries", activity.get("long_running") or [], "duration_seconds",
+        "long_running_queries",
+        activity.get("long_running") or [],
+        "duration_seconds",
         (t["long_query_warning_seconds"], t["long_query_critical_seconds"]),
         describe=lambda i: _pg_activity_describe(i, "query running"),
-        fix=lambda i: ("Check the plan with EXPLAIN; cancel it with "
-                       f"SELECT pg_cancel_backend({i.get('pid')}); "
-                       "cap runaway queries with statement_timeout for the role."),
+        fix=lambda i: (
+            "Check the plan with EXPLAIN; cancel it with "
+            f"SELECT pg_cancel_backend({i.get('pid')}); "
+            "cap runaway queries with statement_timeout for the role."
+        ),
     )
 
 
 def _pg_idle_in_transaction(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
     activity = facts.get("activity") or {}
     return _duration_findings(
-        "idle_in_transaction", activity.get("idle_in_transaction") or [], "duration_seconds",
+        "idle_in_transaction",
+        activity.get("idle_in_transaction") or [],
+        "duration_seconds",
         (t["idle_in_transaction_warning_seconds"], t["idle_in_transaction_critical_seconds"]),
         describe=lambda i: _pg_activity_describe(i, "idle in transaction"),
-        fix=lambda i: (f"Fix the client that leaves transactions open; end this one with "
-                   f"SELECT pg_terminate_backend({i.get('pid')}); set idle_in_transaction_session_timeout."),
+        fix=lambda i: (
+            f"Fix the client that leaves transactions open; end this one with "
+            f"SELECT pg_terminate_backend({i.get('pid')}); set idle_in_transaction_session_timeout."
+        ),
     )
 
 
 def _pg_lock_waits(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
     locks = facts.get("locks") or {}
     return _duration_findings(
-        "lock_waits", locks.get("blocked") or [], "wait_seconds",
+        "lock_waits",
+        locks.get("blocked") or [],
+        "wait_seconds",
         (t["lock_wait_warning_seconds"], t["lock_wait_critical_seconds"]),
-        describe=lambda i: (f"pid {i.get('pid')}",
-                   f"waiting {human_seconds(i.get('wait_seconds'))} for a lock held by pid(s) "
-                   f"{', '.join(str(p) for p in i.get('blocked_by') or []) or '?'} on {i.get('database')}"),
-        fix=lambda i: ("Find what the blocker is doing in pg_stat_activity; end it with "
-                   f"SELECT pg_terminate_backend({(i.get('blocked_by') or ['<pid>'])[0]}) if it is stuck; "
-                   "set lock_timeout for DDL and batch jobs."),
+        describe=lambda i: (
+            f"pid {i.get('pid')}",
+            f"waiting {human_seconds(i.get('wait_seconds'))} for a lock held by pid(s) "
+            f"{', '.join(str(p) for p in i.get('blocked_by') or []) or '?'} on {i.get('database')}",
+        ),
+        fix=lambda i: (
+            "Find what the blocker is doing in pg_stat_activity; end it with "
+            f"SELECT pg_terminate_backend({(i.get('blocked_by') or ['<pid>'])[0]}) if it is stuck; "
+            "set lock_timeout for DDL and batch jobs."
+        ),
     )
 
 
@@ -321,15 +377,19 @@ def _pg_dead_tuples(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
         if severity == OK:
             continue
         autovac = "" if table.get("autovacuum_enabled", True) else " (autovacuum is disabled for this table)"
-        findings.append(Finding(
-            "dead_tuples", severity,
-            f"{dead} dead tuples, {ratio:.1f}% of the table{autovac}",
-            f"VACUUM (ANALYZE) {_pg_quoted(table)}; in database {table.get('database')}; "
-            "make sure autovacuum runs for it (ALTER TABLE ... RESET (autovacuum_enabled)) and is not "
-            "held back by long transactions.",
-            object=_pg_table_name(table), value=_round(ratio),
-            threshold=t[f"dead_tuples_{severity}_percent"],
-        ))
+        findings.append(
+            Finding(
+                "dead_tuples",
+                severity,
+                f"{dead} dead tuples, {ratio:.1f}% of the table{autovac}",
+                f"VACUUM (ANALYZE) {_pg_quoted(table)}; in database {table.get('database')}; "
+                "make sure autovacuum runs for it (ALTER TABLE ... RESET (autovacuum_enabled)) and is not "
+                "held back by long transactions.",
+                object=_pg_table_name(table),
+                value=_round(ratio),
+                threshold=t[f"dead_tuples_{severity}_percent"],
+            )
+        )
     return _result(findings)
 
 
@@ -343,12 +403,18 @@ def _pg_stale_statistics(facts: dict[str, Any], t: dict[str, float]) -> CheckRes
         if changes < live * t["stale_statistics_percent"] / 100.0:
             continue
         last = table.get("last_analyze") or table.get("last_autoanalyze")
-        findings.append(Finding(
-            "stale_statistics", WARNING,
-            f"{changes} rows changed since the last analyze ({last or 'never analyzed'})",
-            f"ANALYZE {_pg_quoted(table)}; in database {table.get('database')}; check autovacuum settings.",
-            object=_pg_table_name(table), value=changes, threshold=t["stale_statistics_min_changes"],
-        ))
+        findings.append(
+            Finding(
+                "stale_statistics",
+                WARNING,
+                f"{changes} rows changed since the last analyze ({last or 'never analyzed'})",
+                f"ANALYZE {_pg_quoted(table)}; in database {table.get('database')}; "
+                "check autovacuum settings.",
+                object=_pg_table_name(table),
+                value=changes,
+                threshold=t["stale_statistics_min_changes"],
+            )
+        )
     return _result(findings)
 
 
@@ -359,14 +425,18 @@ def _pg_unused_indexes(facts: dict[str, Any], t: dict[str, float]) -> CheckResul
         if size < t["unused_index_min_bytes"]:
             continue
         since = index.get("stats_reset")
-        findings.append(Finding(
-            "unused_indexes", WARNING,
-            f"index never used since {since or 'statistics were last reset'}, {human_bytes(size)}",
-            "Confirm no replica or monthly job uses it, then DROP INDEX CONCURRENTLY "
-            f'"{index.get("schema")}"."{index.get("name")}"; in database {index.get("database")}.',
-            object=f"{index.get('database')}.{index.get('schema')}.{index.get('name')}", value=size,
-            threshold=t["unused_index_min_bytes"],
-        ))
+        findings.append(
+            Finding(
+                "unused_indexes",
+                WARNING,
+                f"index never used since {since or 'statistics were last reset'}, {human_bytes(size)}",
+                "Confirm no replica or monthly job uses it, then DROP INDEX CONCURRENTLY "
+                f'"{index.get("schema")}"."{index.get("name")}"; in database {index.get("database")}.',
+                object=f"{index.get('database')}.{index.get('schema')}.{index.get('name')}",
+                value=size,
+                threshold=t["unused_index_min_bytes"],
+            )
+        )
     return _result(findings)
 
 
@@ -381,14 +451,19 @@ def _pg_index_usage(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
         usage = table.get("index_usage_percent")
         if usage is None or usage >= t["index_usage_min_percent"]:
             continue
-        findings.append(Finding(
-            "index_usage", WARNING,
-            f"only {usage:.1f}% of {seq + idx} scans use an index on {table.get('live_tuples')} rows "
-            f"({seq} sequential scans)",
-            "Find the queries that scan it (pg_stat_statements, auto_explain) and add an index on their "
-            "filter columns.",
-            object=_pg_table_name(table), value=_round(usage), threshold=t["index_usage_min_percent"],
-        ))
+        findings.append(
+            Finding(
+                "index_usage",
+                WARNING,
+                f"only {usage:.1f}% of {seq + idx} scans use an index on {table.get('live_tuples')} rows "
+                f"({seq} sequential scans)",
+                "Find the queries that scan it (pg_stat_statements, auto_explain) and add an index on their "
+                "filter columns.",
+                object=_pg_table_name(table),
+                value=_round(usage),
+                threshold=t["index_usage_min_percent"],
+            )
+        )
     return _result(findings)
 
 
@@ -396,11 +471,19 @@ def _pg_slow_queries(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
     statements = facts.get("statements") or {}
     if not statements.get("available"):
         reason = statements.get("reason") or "pg_stat_statements is not available"
-        return CheckResult(SKIPPED, [Finding(
-            "slow_queries", INFO, f"slow query statistics unavailable: {reason}",
-            "Add pg_stat_statements to shared_preload_libraries (restart), then CREATE EXTENSION "
-            "pg_stat_statements; in the database the monitor logs into.",
-        )], reason=reason)
+        return CheckResult(
+            SKIPPED,
+            [
+                Finding(
+                    "slow_queries",
+                    INFO,
+                    f"slow query statistics unavailable: {reason}",
+                    "Add pg_stat_statements to shared_preload_libraries (restart), then CREATE EXTENSION "
+                    "pg_stat_statements; in the database the monitor logs into.",
+                )
+            ],
+            reason=reason,
+        )
     findings = []
     for stmt in statements.get("slow") or []:
         if (stmt.get("calls") or 0) < t["slow_query_min_calls"]:
@@ -412,13 +495,17 @@ def _pg_slow_queries(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
         query = " ".join(str(stmt.get("query") or "").split())
         if len(query) > 80:
             query = query[:77] + "..."
-        findings.append(Finding(
-            "slow_queries", severity,
-            f"mean {mean:.1f} ms over {stmt.get('calls')} calls: {query}",
-            "EXPLAIN (ANALYZE, BUFFERS) the statement; add the missing index or rewrite it.",
-            object=f"queryid {stmt.get('queryid')}", value=_round(mean),
-            threshold=t[f"slow_query_{severity}_ms"],
-        ))
+        findings.append(
+            Finding(
+                "slow_queries",
+                severity,
+                f"mean {mean:.1f} ms over {stmt.get('calls')} calls: {query}",
+                "EXPLAIN (ANALYZE, BUFFERS) the statement; add the missing index or rewrite it.",
+                object=f"queryid {stmt.get('queryid')}",
+                value=_round(mean),
+                threshold=t[f"slow_query_{severity}_ms"],
+            )
+        )
     return _result(findings)
 
 
@@ -426,19 +513,27 @@ def _pg_replication_lag(facts: dict[str, Any], t: dict[str, float]) -> CheckResu
     replication = facts.get("replication") or {}
     items = []
     for replica in replication.get("replicas") or []:
-        items.append({"name": replica.get("application_name") or replica.get("client_addr"),
-                      "lag": replica.get("replay_lag_seconds") or 0.0})
+        items.append(
+            {
+                "name": replica.get("application_name") or replica.get("client_addr"),
+                "lag": replica.get("replay_lag_seconds") or 0.0,
+            }
+        )
     standby = replication.get("standby") or {}
     if replication.get("role") == "standby" and standby.get("replay_lag_seconds") is not None:
         items.append({"name": "this standby", "lag": standby["replay_lag_seconds"]})
     if not items:
         return CheckResult(SKIPPED, reason="no replication (no standbys connected, not a standby)")
     return _duration_findings(
-        "replication_lag", items, "lag",
+        "replication_lag",
+        items,
+        "lag",
         (t["replication_lag_warning_seconds"], t["replication_lag_critical_seconds"]),
         describe=lambda i: (str(i["name"]), f"replay lag {human_seconds(i['lag'])}"),
-        fix=lambda i: ("Check the standby's disk and network, long queries on the standby "
-                   "(max_standby_streaming_delay) and wal_receiver status."),
+        fix=lambda i: (
+            "Check the standby's disk and network, long queries on the standby "
+            "(max_standby_streaming_delay) and wal_receiver status."
+        ),
     )
 
 
@@ -455,15 +550,19 @@ def _pg_replication_slots(facts: dict[str, Any], t: dict[str, float]) -> CheckRe
         if not slot.get("active") and severity == OK:
             severity = WARNING
         state = "active" if slot.get("active") else "inactive"
-        findings.append(Finding(
-            "replication_slots", severity,
-            f"{state} slot retains {human_bytes(retained)} of WAL",
-            "Reconnect its consumer, or drop it with SELECT "
-            f"pg_drop_replication_slot('{slot.get('slot_name')}'); if it is abandoned; "
-            "set max_slot_wal_keep_size.",
-            object=str(slot.get("slot_name")), value=retained,
-            threshold=t[f"slot_retained_{severity}_bytes"],
-        ))
+        findings.append(
+            Finding(
+                "replication_slots",
+                severity,
+                f"{state} slot retains {human_bytes(retained)} of WAL",
+                "Reconnect its consumer, or drop it with SELECT "
+                f"pg_drop_replication_slot('{slot.get('slot_name')}'); if it is abandoned; "
+                "set max_slot_wal_keep_size.",
+                object=str(slot.get("slot_name")),
+                value=retained,
+                threshold=t[f"slot_retained_{severity}_bytes"],
+            )
+        )
     return _result(findings)
 
 
@@ -474,21 +573,33 @@ def _pg_xid(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
         severity = classify(age, t["xid_age_warning"], t["xid_age_critical"])
         if severity == OK:
             continue
-        findings.append(Finding(
-            "xid_wraparound", severity,
-            f"oldest unfrozen transaction ID is {age} transactions old",
-            f"VACUUM (FREEZE, VERBOSE) the oldest tables in {db.get('name')}; look for long transactions, "
-            "prepared transactions and stale replication slots that hold back the xmin horizon.",
-            object=str(db.get("name")), value=age, threshold=t[f"xid_age_{severity}"],
-        ))
+        findings.append(
+            Finding(
+                "xid_wraparound",
+                severity,
+                f"oldest unfrozen transaction ID is {age} transactions old",
+                f"VACUUM (FREEZE, VERBOSE) the oldest tables in {db.get('name')}; "
+                "look for long transactions, "
+                "prepared transactions and stale replication slots that hold back the xmin horizon.",
+                object=str(db.get("name")),
+                value=age,
+                threshold=t[f"xid_age_{severity}"],
+            )
+        )
     return _result(findings)
 
 
 PG_CHECKS: list[Check] = [
-    Check("connections", "Connections in use", 10, _connections(
-        "allowed",
-        "Put a pooler (PgBouncer) in front of the applications or lower their pool sizes; look for idle "
-        "clients in pg_stat_activity before raising max_connections.")),
+    Check(
+        "connections",
+        "Connections in use",
+        10,
+        _connections(
+            "allowed",
+            "Put a pooler (PgBouncer) in front of the applications or lower their pool sizes; look for idle "
+            "clients in pg_stat_activity before raising max_connections.",
+        ),
+    ),
     Check("cache_hit_ratio", "Buffer cache hit ratio", 15, _pg_cache),
     Check("long_running_queries", "Long-running queries", 10, _pg_long_queries),
     Check("idle_in_transaction", "Sessions idle in transaction", 5, _pg_idle_in_transaction),
@@ -508,6 +619,7 @@ PG_CHECKS: list[Check] = [
 # MongoDB checks
 # ---------------------------------------------------------------------------------------------
 
+
 def _mongo_cache(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
     cache = facts.get("cache") or {}
     used = cache.get("used_percent")
@@ -516,14 +628,21 @@ def _mongo_cache(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
     severity = classify(used, t["cache_used_warning_percent"], t["cache_used_critical_percent"])
     if severity == OK:
         return CheckResult(OK)
-    return _result([Finding(
-        "cache_usage", severity,
-        f"WiredTiger cache {used:.1f}% full ({human_bytes(cache.get('bytes'))} of "
-        f"{human_bytes(cache.get('max_bytes'))}); application threads start evicting at 95%",
-        "Raise storage.wiredTiger.engineConfig.cacheSizeGB (or the host's memory), or shrink the working "
-        "set: add indexes for collection scans, archive cold data.",
-        value=_round(used), threshold=t[f"cache_used_{severity}_percent"],
-    )])
+    return _result(
+        [
+            Finding(
+                "cache_usage",
+                severity,
+                f"WiredTiger cache {used:.1f}% full ({human_bytes(cache.get('bytes'))} of "
+                f"{human_bytes(cache.get('max_bytes'))}); application threads start evicting at 95%",
+                "Raise storage.wiredTiger.engineConfig.cacheSizeGB (or the host's memory), "
+                "or shrink the working "
+                "set: add indexes for collection scans, archive cold data.",
+                value=_round(used),
+                threshold=t[f"cache_used_{severity}_percent"],
+            )
+        ]
+    )
 
 
 def _mongo_long_operations(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
@@ -531,13 +650,18 @@ def _mongo_long_operations(facts: dict[str, Any], t: dict[str, float]) -> CheckR
     if ops is None:
         return CheckResult(SKIPPED, reason="currentOp is not available")
     return _duration_findings(
-        "long_operations", ops, "secs_running",
+        "long_operations",
+        ops,
+        "secs_running",
         (t["long_operation_warning_seconds"], t["long_operation_critical_seconds"]),
-        describe=lambda i: (f"opid {i.get('opid')}",
-                   f"{i.get('op')} on {i.get('ns') or '?'} running for "
-                   f"{human_seconds(i.get('secs_running'))}"),
-        fix=lambda i: (f"Check it with db.currentOp({{opid: {i.get('opid')!r}}}); stop it with "
-                   f"db.killOp({i.get('opid')!r}) if it is runaway; set maxTimeMS in the application."),
+        describe=lambda i: (
+            f"opid {i.get('opid')}",
+            f"{i.get('op')} on {i.get('ns') or '?'} running for {human_seconds(i.get('secs_running'))}",
+        ),
+        fix=lambda i: (
+            f"Check it with db.currentOp({{opid: {i.get('opid')!r}}}); stop it with "
+            f"db.killOp({i.get('opid')!r}) if it is runaway; set maxTimeMS in the application."
+        ),
     )
 
 
@@ -548,12 +672,19 @@ def _mongo_queues(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
     severity = classify(queued, t["queued_operations_warning"], t["queued_operations_critical"])
     if severity == OK:
         return CheckResult(OK)
-    return _result([Finding(
-        "queued_operations", severity, f"{queued} operations queued waiting for locks",
-        "Find the operation holding the lock with db.currentOp({waitingForLock: true}); look for "
-        "collection scans and long writes.",
-        value=queued, threshold=t[f"queued_operations_{severity}"],
-    )])
+    return _result(
+        [
+            Finding(
+                "queued_operations",
+                severity,
+                f"{queued} operations queued waiting for locks",
+                "Find the operation holding the lock with db.currentOp({waitingForLock: true}); look for "
+                "collection scans and long writes.",
+                value=queued,
+                threshold=t[f"queued_operations_{severity}"],
+            )
+        ]
+    )
 
 
 def _mongo_unused_indexes(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
@@ -565,14 +696,20 @@ def _mongo_unused_indexes(facts: dict[str, Any], t: dict[str, float]) -> CheckRe
         if size is not None and size < t["unused_index_min_bytes"]:
             continue
         name = f"{index.get('database')}.{index.get('collection')}"
-        findings.append(Finding(
-            "unused_indexes", WARNING,
-            f"index {index.get('name')} has no accesses since {index.get('since') or 'the server started'}"
-            + (f", {human_bytes(size)}" if size is not None else ""),
-            f"Confirm on every member, hide it first with db.{index.get('collection')}.hideIndex("
-            f"'{index.get('name')}'), then dropIndex if nothing slows down.",
-            object=f"{name}.{index.get('name')}", value=size, threshold=t["unused_index_min_bytes"],
-        ))
+        findings.append(
+            Finding(
+                "unused_indexes",
+                WARNING,
+                f"index {index.get('name')} has no accesses since "
+                f"{index.get('since') or 'the server started'}"
+                + (f", {human_bytes(size)}" if size is not None else ""),
+                f"Confirm on every member, hide it first with db.{index.get('collection')}.hideIndex("
+                f"'{index.get('name')}'), then dropIndex if nothing slows down.",
+                object=f"{name}.{index.get('name')}",
+                value=size,
+                threshold=t["unused_index_min_bytes"],
+            )
+        )
     return _result(findings)
 
 
@@ -582,12 +719,18 @@ def _mongo_replication_lag(facts: dict[str, Any], t: dict[str, float]) -> CheckR
     if not members:
         return CheckResult(SKIPPED, reason="no secondaries" if repl.get("set") else "not a replica set")
     return _duration_findings(
-        "replication_lag", members, "lag_seconds",
+        "replication_lag",
+        members,
+        "lag_seconds",
         (t["replication_lag_warning_seconds"], t["replication_lag_critical_seconds"]),
-        describe=lambda m: (str(m.get("name")),
-                   f"secondary is {human_seconds(m.get('lag_seconds'))} behind the primary"),
-        fix=lambda m: ("Check the secondary's disk, network and oplog window "
-                   "(rs.printSecondaryReplicationInfo()); make sure the oplog covers the lag."),
+        describe=lambda m: (
+            str(m.get("name")),
+            f"secondary is {human_seconds(m.get('lag_seconds'))} behind the primary",
+        ),
+        fix=lambda m: (
+            "Check the secondary's disk, network and oplog window "
+            "(rs.printSecondaryReplicationInfo()); make sure the oplog covers the lag."
+        ),
     )
 
 
@@ -600,24 +743,41 @@ def _mongo_members(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
         state = member.get("state_str")
         if member.get("health", 1) and state in ("PRIMARY", "SECONDARY", "ARBITER"):
             continue
-        findings.append(Finding(
-            "replica_members", CRITICAL,
-            f"member is {state} (health {member.get('health')})",
-            "Check the member's mongod log and connectivity; a member in RECOVERING for long needs a resync.",
-            object=str(member.get("name")), value=state,
-        ))
+        findings.append(
+            Finding(
+                "replica_members",
+                CRITICAL,
+                f"member is {state} (health {member.get('health')})",
+                "Check the member's mongod log and connectivity; "
+                "a member in RECOVERING for long needs a resync.",
+                object=str(member.get("name")),
+                value=state,
+            )
+        )
     if not any(m.get("state_str") == "PRIMARY" for m in repl["members"]):
-        findings.append(Finding("replica_members", CRITICAL, "the replica set has no primary",
-                                "Check that a majority of voting members are up and can reach each other.",
-                                object=str(repl.get("set"))))
+        findings.append(
+            Finding(
+                "replica_members",
+                CRITICAL,
+                "the replica set has no primary",
+                "Check that a majority of voting members are up and can reach each other.",
+                object=str(repl.get("set")),
+            )
+        )
     return _result(findings)
 
 
 MONGODB_CHECKS: list[Check] = [
-    Check("connections", "Connections in use", 20, _connections(
-        "possible",
-        "Lower the drivers' maxPoolSize or add mongos/members; raise net.maxIncomingConnections and the "
-        "process file limit only after checking for connection leaks.")),
+    Check(
+        "connections",
+        "Connections in use",
+        20,
+        _connections(
+            "possible",
+            "Lower the drivers' maxPoolSize or add mongos/members; raise net.maxIncomingConnections and the "
+            "process file limit only after checking for connection leaks.",
+        ),
+    ),
     Check("cache_usage", "WiredTiger cache usage", 15, _mongo_cache),
     Check("long_operations", "Long-running operations", 20, _mongo_long_operations),
     Check("queued_operations", "Operations queued on locks", 10, _mongo_queues),
@@ -631,6 +791,7 @@ MONGODB_CHECKS: list[Check] = [
 # Scoring
 # ---------------------------------------------------------------------------------------------
 
+
 def evaluate(checks: list[Check], facts: dict[str, Any], thresholds: dict[str, float]) -> dict[str, Any]:
     """Run ``checks`` over ``facts``: score, status, per-check results and all findings."""
     results = []
@@ -643,10 +804,16 @@ def evaluate(checks: list[Check], facts: dict[str, Any], thresholds: dict[str, f
         if result.status != SKIPPED:
             earned += check.weight * CREDIT[result.status]
             possible += check.weight
-        results.append({
-            "id": check.id, "title": check.title, "weight": check.weight, "status": result.status,
-            "reason": result.reason, "findings": len([f for f in result.findings if f.severity != INFO]),
-        })
+        results.append(
+            {
+                "id": check.id,
+                "title": check.title,
+                "weight": check.weight,
+                "status": result.status,
+                "reason": result.reason,
+                "findings": len([f for f in result.findings if f.severity != INFO]),
+            }
+        )
     score = round(100.0 * earned / possible) if possible else None
     findings.sort(key=lambda f: (-SEVERITY_RANK.get(f.severity, 0), f.check, str(f.object)))
     status = worst([f.severity for f in findings])

@@ -20,7 +20,15 @@ from typing import Any
 from ansible_collections.dbops.datastores.plugins.module_utils._mongodb import error_text
 
 SYSTEM_DATABASES = ("admin", "local", "config")
-SERVER_STATUS_SECTIONS = ("connections", "opcounters", "mem", "network", "wiredTiger", "globalLock", "asserts")
+SERVER_STATUS_SECTIONS = (
+    "connections",
+    "opcounters",
+    "mem",
+    "network",
+    "wiredTiger",
+    "globalLock",
+    "asserts",
+)
 COMMAND_NOT_FOUND = 59
 
 
@@ -46,8 +54,12 @@ def _plain(doc: dict[str, Any]) -> dict[str, Any]:
 def server_facts(status: dict[str, Any]) -> dict[str, Any]:
     """Pure: the serverStatus parts the report uses; absent sections stay absent."""
     facts: dict[str, Any] = {
-        "server": {"version": status.get("version"), "host": status.get("host"),
-                   "process": status.get("process"), "uptime_seconds": status.get("uptime")},
+        "server": {
+            "version": status.get("version"),
+            "host": status.get("host"),
+            "process": status.get("process"),
+            "uptime_seconds": status.get("uptime"),
+        },
         "absent": [s for s in SERVER_STATUS_SECTIONS if s not in status],
     }
     conn = status.get("connections")
@@ -62,19 +74,29 @@ def server_facts(status: dict[str, Any]) -> dict[str, Any]:
         facts["connections"] = None
     facts["opcounters"] = _plain(status["opcounters"]) if isinstance(status.get("opcounters"), dict) else None
     mem = status.get("mem")
-    facts["memory_mb"] = {k: v for k, v in _plain(mem).items() if k in ("resident", "virtual")} \
-        if isinstance(mem, dict) else None
+    facts["memory_mb"] = (
+        {k: v for k, v in _plain(mem).items() if k in ("resident", "virtual")}
+        if isinstance(mem, dict)
+        else None
+    )
     cache = (status.get("wiredTiger") or {}).get("cache")
     if isinstance(cache, dict) and "maximum bytes configured" in cache:
         used = cache.get("bytes currently in the cache")
         dirty = cache.get("tracked dirty bytes in the cache")
         maximum = cache.get("maximum bytes configured")
-        facts["cache"] = {"bytes": used, "dirty_bytes": dirty, "max_bytes": maximum,
-                          "used_percent": _percent(used, maximum), "dirty_percent": _percent(dirty, maximum)}
+        facts["cache"] = {
+            "bytes": used,
+            "dirty_bytes": dirty,
+            "max_bytes": maximum,
+            "used_percent": _percent(used, maximum),
+            "dirty_percent": _percent(dirty, maximum),
+        }
     else:
         facts["cache"] = None
     queue = (status.get("globalLock") or {}).get("currentQueue")
-    facts["operations"] = {"queued": queue.get("total")} if isinstance(queue, dict) and "total" in queue else {}
+    facts["operations"] = (
+        {"queued": queue.get("total")} if isinstance(queue, dict) and "total" in queue else {}
+    )
     return facts
 
 
@@ -89,12 +111,22 @@ def replication_facts(status: dict[str, Any] | None) -> dict[str, Any] | None:
     for member in members:
         optime = member.get("optimeDate")
         lag = None
-        if member.get("stateStr") == "SECONDARY" and isinstance(primary_time, datetime.datetime) \
-                and isinstance(optime, datetime.datetime):
+        if (
+            member.get("stateStr") == "SECONDARY"
+            and isinstance(primary_time, datetime.datetime)
+            and isinstance(optime, datetime.datetime)
+        ):
             lag = max(0.0, (primary_time - optime).total_seconds())
-        result.append({"name": member.get("name"), "state_str": member.get("stateStr"),
-                       "health": member.get("health"), "optime_date": _iso(optime), "lag_seconds": lag,
-                       "self": bool(member.get("self"))})
+        result.append(
+            {
+                "name": member.get("name"),
+                "state_str": member.get("stateStr"),
+                "health": member.get("health"),
+                "optime_date": _iso(optime),
+                "lag_seconds": lag,
+                "self": bool(member.get("self")),
+            }
+        )
     return {"set": status.get("set"), "my_state": status.get("myState"), "members": result}
 
 
@@ -121,10 +153,18 @@ def long_operations(inprog: list[dict[str, Any]], min_seconds: float) -> list[di
             continue
         if running < min_seconds:
             continue
-        result.append({"opid": op.get("opid"), "op": op.get("op"), "ns": op.get("ns") or None,
-                       "secs_running": round(running, 3), "client": op.get("client"),
-                       "desc": op.get("desc"), "command": str(command)[:500],
-                       "waiting_for_lock": op.get("waitingForLock")})
+        result.append(
+            {
+                "opid": op.get("opid"),
+                "op": op.get("op"),
+                "ns": op.get("ns") or None,
+                "secs_running": round(running, 3),
+                "client": op.get("client"),
+                "desc": op.get("desc"),
+                "command": str(command)[:500],
+                "waiting_for_lock": op.get("waitingForLock"),
+            }
+        )
     result.sort(key=lambda o: -o["secs_running"])
     return result[:50]
 
@@ -139,9 +179,14 @@ def _collection_stats(db: Any, name: str) -> dict[str, Any]:
             raise
         docs = list(db[name].aggregate([{"$collStats": {"storageStats": {}}}]))
         stats = (docs[0] if docs else {}).get("storageStats", {})
-    result = {"count": stats.get("count"), "size_bytes": stats.get("size"),
-              "storage_bytes": stats.get("storageSize"), "index_bytes": stats.get("totalIndexSize"),
-              "index_sizes": dict(stats.get("indexSizes") or {}), "indexes": stats.get("nindexes")}
+    result = {
+        "count": stats.get("count"),
+        "size_bytes": stats.get("size"),
+        "storage_bytes": stats.get("storageSize"),
+        "index_bytes": stats.get("totalIndexSize"),
+        "index_sizes": dict(stats.get("indexSizes") or {}),
+        "indexes": stats.get("nindexes"),
+    }
     return {k: v for k, v in result.items() if v is not None}
 
 
@@ -156,8 +201,13 @@ def _unused(db: Any, database: str, name: str, index_sizes: dict[str, Any]) -> l
         accesses = stat.get("accesses") or {}
         if accesses.get("ops") != 0:
             continue
-        item = {"database": database, "collection": name, "name": index_name, "key": dict(spec.get("key", {})),
-                "since": _iso(accesses.get("since"))}
+        item = {
+            "database": database,
+            "collection": name,
+            "name": index_name,
+            "key": dict(spec.get("key", {})),
+            "since": _iso(accesses.get("since")),
+        }
         if index_name in index_sizes:
             item["size_bytes"] = index_sizes[index_name]
         unused.append(item)
@@ -197,11 +247,21 @@ def gather(client: Any, databases: list[str] | None, thresholds: dict[str, float
     for name in targets:
         db = client[name]
         stats = db.command("dbStats")
-        facts["databases"].append({k: v for k, v in {
-            "name": name, "collections": stats.get("collections"), "objects": stats.get("objects"),
-            "data_bytes": stats.get("dataSize"), "storage_bytes": stats.get("storageSize"),
-            "index_bytes": stats.get("indexSize"), "total_bytes": stats.get("totalSize"),
-        }.items() if v is not None})
+        facts["databases"].append(
+            {
+                k: v
+                for k, v in {
+                    "name": name,
+                    "collections": stats.get("collections"),
+                    "objects": stats.get("objects"),
+                    "data_bytes": stats.get("dataSize"),
+                    "storage_bytes": stats.get("storageSize"),
+                    "index_bytes": stats.get("indexSize"),
+                    "total_bytes": stats.get("totalSize"),
+                }.items()
+                if v is not None
+            }
+        )
         for info in db.list_collections(filter={"type": "collection"}):
             coll = info["name"]
             if coll.startswith("system."):
@@ -215,10 +275,13 @@ def gather(client: Any, databases: list[str] | None, thresholds: dict[str, float
                     facts["errors"].append(f"$indexStats on {name}.{coll}: {error_text(exc)}")
                     unused = None
     facts["unused_indexes"] = unused
-    facts["collections"].sort(key=lambda c: (-(c.get("storage_bytes") or c.get("size_bytes") or 0),
-                                             c["database"], c["name"]))
+    facts["collections"].sort(
+        key=lambda c: (-(c.get("storage_bytes") or c.get("size_bytes") or 0), c["database"], c["name"])
+    )
     sizes = [d.get("total_bytes", d.get("storage_bytes")) for d in facts["databases"]]
-    facts["size_bytes"] = sum(s for s in sizes if s is not None) if any(s is not None for s in sizes) else None
+    facts["size_bytes"] = (
+        sum(s for s in sizes if s is not None) if any(s is not None for s in sizes) else None
+    )
     return facts
 
 

@@ -42,8 +42,9 @@ def seconds(value: Any) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def statements_unavailable_reason(installed_in: list[str], preload: str, inspected: list[str],
-                                  error: str | None) -> str:
+def statements_unavailable_reason(
+    installed_in: list[str], preload: str, inspected: list[str], error: str | None
+) -> str:
     """Why pg_stat_statements cannot be used, in words an operator acts on."""
     loaded = "pg_stat_statements" in [p.strip() for p in preload.split(",")]
     if installed_in and error:
@@ -51,8 +52,9 @@ def statements_unavailable_reason(installed_in: list[str], preload: str, inspect
     where = ", ".join(inspected) or "the inspected databases"
     if loaded:
         return f"the library is loaded but CREATE EXTENSION pg_stat_statements was not run in {where}"
-    return (f"pg_stat_statements is not in shared_preload_libraries and the extension is not installed "
-            f"in {where}")
+    return (
+        f"pg_stat_statements is not in shared_preload_libraries and the extension is not installed in {where}"
+    )
 
 
 def _version_key(text: str) -> tuple[int, ...]:
@@ -69,6 +71,7 @@ def migration_state(rows: list[dict[str, Any]]) -> dict[str, Any]:
     else ``installed_on``): applied when that row is a versioned or baseline row, not applied
     when it is an undo row. Repeatable rows carry no version.
     """
+
     def order(row: dict[str, Any]) -> tuple[Any, ...]:
         rank = row.get("installed_rank", row.get("rank"))
         return (rank if rank is not None else 0, str(row.get("installed_on") or ""))
@@ -86,18 +89,29 @@ def migration_state(rows: list[dict[str, Any]]) -> dict[str, Any]:
         state[_version_key(version)] = {"row": row, "applied": not kind.startswith("u")}
     applied = [(key, value["row"]) for key, value in state.items() if value["applied"]]
     if not applied:
-        return {"version": None, "installed_on": None, "description": None, "applied_count": 0,
-                "failed_count": failed}
-    key, row = max(applied, key=lambda item: item[0])
-    return {"version": str(row.get("version")), "description": row.get("description"),
-            "installed_on": iso(row.get("installed_on")), "applied_count": len(applied),
-            "failed_count": failed}
+        return {
+            "version": None,
+            "installed_on": None,
+            "description": None,
+            "applied_count": 0,
+            "failed_count": failed,
+        }
+    _key, row = max(applied, key=lambda item: item[0])
+    return {
+        "version": str(row.get("version")),
+        "description": row.get("description"),
+        "installed_on": iso(row.get("installed_on")),
+        "applied_count": len(applied),
+        "failed_count": failed,
+    }
 
 
 # Size functions open the relation and would queue behind an ACCESS EXCLUSIVE lock (ALTER TABLE,
 # LOCK TABLE, VACUUM FULL): such relations get no size instead of blocking the health check.
-_LOCKED = ("EXISTS (SELECT 1 FROM pg_locks l WHERE l.relation = {rel} AND l.mode = 'AccessExclusiveLock'"
-           " AND l.pid <> pg_backend_pid())")
+_LOCKED = (
+    "EXISTS (SELECT 1 FROM pg_locks l WHERE l.relation = {rel} AND l.mode = 'AccessExclusiveLock'"
+    " AND l.pid <> pg_backend_pid())"
+)
 SESSION_SETTINGS = "SET lock_timeout = '5s'; SET statement_timeout = '120s'"
 
 
@@ -109,7 +123,9 @@ def _rows(conn: Any, sql: str, args: Any = None) -> list[dict[str, Any]]:
 
 
 def _server(conn: Any) -> dict[str, Any]:
-    row = _rows(conn, """
+    row = _rows(
+        conn,
+        """
         SELECT current_setting('server_version') AS version,
                current_setting('server_version_num')::int AS version_num,
                pg_is_in_recovery() AS in_recovery,
@@ -122,22 +138,32 @@ def _server(conn: Any) -> dict[str, Any]:
                current_setting('autovacuum') AS autovacuum,
                current_user AS login_user,
                now() AS collected_at
-    """)[0]
+    """,
+    )[0]
     return {
-        "version": row["version"], "version_num": row["version_num"], "in_recovery": row["in_recovery"],
-        "started_at": iso(row["started_at"]), "uptime_seconds": seconds(row["uptime_seconds"]),
-        "max_connections": row["max_connections"], "reserved_connections": row["reserved_connections"],
+        "version": row["version"],
+        "version_num": row["version_num"],
+        "in_recovery": row["in_recovery"],
+        "started_at": iso(row["started_at"]),
+        "uptime_seconds": seconds(row["uptime_seconds"]),
+        "max_connections": row["max_connections"],
+        "reserved_connections": row["reserved_connections"],
         "shared_preload_libraries": row["shared_preload_libraries"],
-        "track_counts": row["track_counts"] == "on", "autovacuum": row["autovacuum"] == "on",
-        "login_user": row["login_user"], "collected_at": iso(row["collected_at"]),
+        "track_counts": row["track_counts"] == "on",
+        "autovacuum": row["autovacuum"] == "on",
+        "login_user": row["login_user"],
+        "collected_at": iso(row["collected_at"]),
     }
 
 
 def _connections(conn: Any, max_connections: int) -> dict[str, Any]:
-    rows = _rows(conn, """
+    rows = _rows(
+        conn,
+        """
         SELECT coalesce(state, 'unknown') AS state, coalesce(datname, '') AS datname, count(*) AS n
         FROM pg_stat_activity WHERE backend_type = 'client backend' GROUP BY 1, 2
-    """)
+    """,
+    )
     by_state: dict[str, int] = {}
     by_database: dict[str, int] = {}
     for row in rows:
@@ -145,8 +171,13 @@ def _connections(conn: Any, max_connections: int) -> dict[str, Any]:
         if row["datname"]:
             by_database[row["datname"]] = by_database.get(row["datname"], 0) + row["n"]
     current = sum(by_state.values())
-    return {"current": current, "max": max_connections, "usage_percent": ratio_percent(current, max_connections, 1),
-            "by_state": by_state, "by_database": by_database}
+    return {
+        "current": current,
+        "max": max_connections,
+        "usage_percent": ratio_percent(current, max_connections, 1),
+        "by_state": by_state,
+        "by_database": by_database,
+    }
 
 
 _ACTIVITY_SQL = """
@@ -162,10 +193,16 @@ _ACTIVITY_SQL = """
 
 
 def _activity(conn: Any, long_min: float, idle_min: float) -> dict[str, Any]:
-    long_rows = _rows(conn, _ACTIVITY_SQL.format(start="query_start", where="state = 'active'"),
-                      {"limit": QUERY_TEXT_LIMIT, "min": long_min})
-    idle_rows = _rows(conn, _ACTIVITY_SQL.format(start="state_change", where="state LIKE 'idle in transaction%%'"),
-                      {"limit": QUERY_TEXT_LIMIT, "min": idle_min})
+    long_rows = _rows(
+        conn,
+        _ACTIVITY_SQL.format(start="query_start", where="state = 'active'"),
+        {"limit": QUERY_TEXT_LIMIT, "min": long_min},
+    )
+    idle_rows = _rows(
+        conn,
+        _ACTIVITY_SQL.format(start="state_change", where="state LIKE 'idle in transaction%%'"),
+        {"limit": QUERY_TEXT_LIMIT, "min": idle_min},
+    )
     for row in long_rows + idle_rows:
         row["duration_seconds"] = seconds(row["duration_seconds"])
     return {"long_running": long_rows, "idle_in_transaction": idle_rows}
@@ -174,7 +211,9 @@ def _activity(conn: Any, long_min: float, idle_min: float) -> dict[str, Any]:
 def _locks(conn: Any, version_num: int) -> dict[str, Any]:
     modes = _rows(conn, "SELECT mode, granted, count(*) AS n FROM pg_locks GROUP BY 1, 2 ORDER BY 1")
     wait_start = "min(l.waitstart)" if version_num >= 140000 else "NULL::timestamptz"
-    blocked = _rows(conn, f"""
+    blocked = _rows(
+        conn,
+        f"""
         SELECT a.pid, a.datname AS database, a.usename AS user, pg_blocking_pids(a.pid) AS blocked_by,
                extract(epoch FROM now() - coalesce(w.since, a.query_start)) AS wait_seconds,
                w.locktype, left(a.query, %(limit)s) AS query
@@ -182,7 +221,9 @@ def _locks(conn: Any, version_num: int) -> dict[str, Any]:
         JOIN (SELECT l.pid, {wait_start} AS since, min(l.locktype) AS locktype
               FROM pg_locks l WHERE NOT l.granted GROUP BY l.pid) w ON w.pid = a.pid
         ORDER BY wait_seconds DESC NULLS LAST LIMIT 50
-    """, {"limit": QUERY_TEXT_LIMIT})
+    """,
+        {"limit": QUERY_TEXT_LIMIT},
+    )
     for row in blocked:
         row["wait_seconds"] = seconds(row["wait_seconds"])
         row["blocked_by"] = list(row["blocked_by"] or [])
@@ -196,7 +237,9 @@ def _locks(conn: Any, version_num: int) -> dict[str, Any]:
 
 
 def _databases(conn: Any) -> list[dict[str, Any]]:
-    rows = _rows(conn, """
+    rows = _rows(
+        conn,
+        """
         SELECT d.datname AS name,
                CASE WHEN has_database_privilege(d.oid, 'CONNECT')
                       OR pg_has_role('pg_read_all_stats', 'MEMBER')
@@ -207,56 +250,77 @@ def _databases(conn: Any) -> list[dict[str, Any]]:
                has_database_privilege(d.oid, 'CONNECT') AS can_connect
         FROM pg_database d LEFT JOIN pg_stat_database s ON s.datid = d.oid
         WHERE NOT d.datistemplate ORDER BY d.datname
-    """)
+    """,
+    )
     for row in rows:
-        row["cache_hit_ratio_percent"] = ratio_percent(row["blks_hit"], (row["blks_hit"] or 0) + (row["blks_read"] or 0))
+        row["cache_hit_ratio_percent"] = ratio_percent(
+            row["blks_hit"], (row["blks_hit"] or 0) + (row["blks_read"] or 0)
+        )
         row["stats_reset"] = iso(row["stats_reset"])
     return rows
 
 
 def _cache(conn: Any) -> dict[str, Any]:
-    row = _rows(conn, "SELECT sum(blks_hit)::bigint AS hit, sum(blks_read)::bigint AS read FROM pg_stat_database")[0]
+    row = _rows(
+        conn, "SELECT sum(blks_hit)::bigint AS hit, sum(blks_read)::bigint AS read FROM pg_stat_database"
+    )[0]
     hit, read = row["hit"] or 0, row["read"] or 0
     return {"blocks_hit": hit, "blocks_read": read, "hit_ratio_percent": ratio_percent(hit, hit + read)}
 
 
 def _replication(conn: Any, in_recovery: bool) -> dict[str, Any]:
-    result: dict[str, Any] = {"role": "standby" if in_recovery else "primary", "replicas": [], "standby": None}
+    result: dict[str, Any] = {
+        "role": "standby" if in_recovery else "primary",
+        "replicas": [],
+        "standby": None,
+    }
     if not in_recovery:
-        replicas = _rows(conn, """
+        replicas = _rows(
+            conn,
+            """
             SELECT application_name, client_addr::text AS client_addr, state, sync_state,
                    extract(epoch FROM write_lag) AS write_lag_seconds,
                    extract(epoch FROM flush_lag) AS flush_lag_seconds,
                    extract(epoch FROM replay_lag) AS replay_lag_seconds,
                    pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS lag_bytes
             FROM pg_stat_replication ORDER BY application_name
-        """)
+        """,
+        )
         for row in replicas:
             for key in ("write_lag_seconds", "flush_lag_seconds", "replay_lag_seconds"):
                 row[key] = seconds(row[key])
         result["replicas"] = replicas
         lsn = "pg_current_wal_lsn()"
     else:
-        standby = _rows(conn, """
+        standby = _rows(
+            conn,
+            """
             SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-                        ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END AS replay_lag_seconds,
+                        ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())
+                   END AS replay_lag_seconds,
                    pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint AS lag_bytes,
                    pg_last_xact_replay_timestamp() AS last_replayed_at
-        """)[0]
+        """,
+        )[0]
         standby["replay_lag_seconds"] = seconds(standby["replay_lag_seconds"])
         standby["last_replayed_at"] = iso(standby["last_replayed_at"])
         result["standby"] = standby
         lsn = "pg_last_wal_replay_lsn()"
-    result["slots"] = _rows(conn, f"""
+    result["slots"] = _rows(
+        conn,
+        f"""
         SELECT slot_name, slot_type, database, active,
                pg_wal_lsn_diff({lsn}, restart_lsn)::bigint AS retained_bytes
         FROM pg_replication_slots ORDER BY slot_name
-    """)
+    """,
+    )
     return result
 
 
 def _tables(conn: Any, database: str) -> list[dict[str, Any]]:
-    rows = _rows(conn, """
+    rows = _rows(
+        conn,
+        """
         SELECT t.schemaname AS schema, t.relname AS name,
                CASE WHEN NOT x.locked THEN pg_total_relation_size(t.relid) END AS total_bytes,
                CASE WHEN NOT x.locked THEN pg_relation_size(t.relid) END AS table_bytes,
@@ -272,16 +336,22 @@ def _tables(conn: Any, database: str) -> list[dict[str, Any]]:
         FROM pg_stat_user_tables t
         JOIN pg_class c ON c.oid = t.relid
         LEFT JOIN pg_statio_user_tables io ON io.relid = t.relid
-        CROSS JOIN LATERAL (SELECT """ + _LOCKED.format(rel="t.relid") + """ AS locked) x
-    """)
+        CROSS JOIN LATERAL (SELECT """
+        + _LOCKED.format(rel="t.relid")
+        + """ AS locked) x
+    """,
+    )
     for row in rows:
         row["database"] = database
         live, dead = row["live_tuples"] or 0, row["dead_tuples"] or 0
         row["dead_ratio_percent"] = ratio_percent(dead, live + dead, 1)
         # Estimate: the share of the heap taken by dead tuples (pgstattuple gives exact numbers).
         table_bytes = row["table_bytes"]
-        row["bloat_estimate_bytes"] = (int(table_bytes * dead / (live + dead)) if live + dead else 0) \
-            if table_bytes is not None else None
+        row["bloat_estimate_bytes"] = (
+            (int(table_bytes * dead / (live + dead)) if live + dead else 0)
+            if table_bytes is not None
+            else None
+        )
         row["index_usage_percent"] = ratio_percent(row["idx_scan"], row["seq_scan"] + row["idx_scan"], 1)
         hit, read = row["heap_blks_hit"] or 0, row["heap_blks_read"] or 0
         row["cache_hit_ratio_percent"] = ratio_percent(hit, hit + read, 1)
@@ -292,21 +362,29 @@ def _tables(conn: Any, database: str) -> list[dict[str, Any]]:
 
 
 def _index_io(conn: Any) -> tuple[int, int]:
-    row = _rows(conn, "SELECT coalesce(sum(idx_blks_hit), 0)::bigint AS hit, coalesce(sum(idx_blks_read), 0)::bigint"
-                      " AS read FROM pg_statio_user_indexes")[0]
+    row = _rows(
+        conn,
+        "SELECT coalesce(sum(idx_blks_hit), 0)::bigint AS hit, coalesce(sum(idx_blks_read), 0)::bigint"
+        " AS read FROM pg_statio_user_indexes",
+    )[0]
     return row["hit"], row["read"]
 
 
 def _unused_indexes(conn: Any, database: str, stats_reset: str | None) -> list[dict[str, Any]]:
-    rows = _rows(conn, """
+    rows = _rows(
+        conn,
+        """
         SELECT s.schemaname AS schema, s.relname AS table, s.indexrelname AS name,
-               CASE WHEN NOT """ + _LOCKED.format(rel="s.indexrelid") + """
+               CASE WHEN NOT """
+        + _LOCKED.format(rel="s.indexrelid")
+        + """
                     THEN pg_relation_size(s.indexrelid) END AS size_bytes, s.idx_scan
         FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
         WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid)
         ORDER BY 4 DESC NULLS LAST, s.indexrelname
-    """)
+    """,
+    )
     for row in rows:
         row["database"] = database
         row["stats_reset"] = stats_reset
@@ -319,18 +397,27 @@ def _statements_installed(conn: Any) -> bool:
 
 def _statements(conn: Any, version_num: int, slow_ms: float, top: int) -> dict[str, Any]:
     prefix = "" if version_num >= 130000 else "_time"  # PostgreSQL 12 names the columns total_time etc.
-    cols = ("total_exec_time", "mean_exec_time", "max_exec_time") if not prefix else (
-        "total_time", "mean_time", "max_time")
+    cols = (
+        ("total_exec_time", "mean_exec_time", "max_exec_time")
+        if not prefix
+        else ("total_time", "mean_time", "max_time")
+    )
     select = f"""
         SELECT s.queryid::text AS queryid, d.datname AS database, r.rolname AS user, s.calls,
-               round(s.{cols[0]}::numeric, 3)::float AS total_ms, round(s.{cols[1]}::numeric, 3)::float AS mean_ms,
+               round(s.{cols[0]}::numeric, 3)::float AS total_ms,
+               round(s.{cols[1]}::numeric, 3)::float AS mean_ms,
                round(s.{cols[2]}::numeric, 3)::float AS max_ms, s.rows, left(s.query, %(limit)s) AS query
         FROM pg_stat_statements s
         LEFT JOIN pg_database d ON d.oid = s.dbid LEFT JOIN pg_roles r ON r.oid = s.userid
     """
-    slow = _rows(conn, select + f" WHERE s.{cols[1]} >= %(slow)s ORDER BY s.{cols[1]} DESC LIMIT %(top)s",
-                 {"limit": QUERY_TEXT_LIMIT, "slow": slow_ms, "top": top})
-    heavy = _rows(conn, select + f" ORDER BY s.{cols[0]} DESC LIMIT %(top)s", {"limit": QUERY_TEXT_LIMIT, "top": top})
+    slow = _rows(
+        conn,
+        select + f" WHERE s.{cols[1]} >= %(slow)s ORDER BY s.{cols[1]} DESC LIMIT %(top)s",
+        {"limit": QUERY_TEXT_LIMIT, "slow": slow_ms, "top": top},
+    )
+    heavy = _rows(
+        conn, select + f" ORDER BY s.{cols[0]} DESC LIMIT %(top)s", {"limit": QUERY_TEXT_LIMIT, "top": top}
+    )
     return {"available": True, "reason": None, "slow": slow, "top_total_time": heavy}
 
 
@@ -341,7 +428,7 @@ def _migration(conn: Any, table: str) -> dict[str, Any] | None:
     schema, _, name = table.rpartition(".")
     quoted = f'"{schema}"."{name}"' if schema else f'"{name}"'
     try:
-        rows = _rows(conn, f"SELECT * FROM {quoted}")  # noqa: S608 - identifier validated by MIGRATION_TABLE_RE
+        rows = _rows(conn, f"SELECT * FROM {quoted}")
     except Exception as exc:  # psycopg2.Error: permission denied and the like
         conn.rollback()
         return {"table": table, "version": None, "error": str(exc).strip().splitlines()[0]}
@@ -358,28 +445,81 @@ def _session(connect: Callable[[str | None], Any], database: str | None) -> Any:
     return conn
 
 
-def gather(connect: Callable[[str | None], Any], databases: list[str] | None, thresholds: dict[str, float],
-           migration_table: str | None, statements_top: int = 10) -> dict[str, Any]:
+def _cluster(main: Any, thresholds: dict[str, float]) -> dict[str, Any]:
+    """Facts that one connection sees for the whole cluster."""
+    server = _server(main)
+    facts: dict[str, Any] = {"server": server}
+    facts["connections"] = _connections(main, server["max_connections"])
+    facts["activity"] = _activity(
+        main,
+        min(thresholds["long_query_warning_seconds"], thresholds["long_query_critical_seconds"]),
+        min(
+            thresholds["idle_in_transaction_warning_seconds"],
+            thresholds["idle_in_transaction_critical_seconds"],
+        ),
+    )
+    facts["locks"] = _locks(main, server["version_num"])
+    facts["databases"] = _databases(main)
+    facts["cache"] = _cache(main)
+    facts["replication"] = _replication(main, server["in_recovery"])
+    facts["login_database"] = _rows(main, "SELECT current_database() AS d")[0]["d"]
+    return facts
+
+
+class _Inspection:
+    """What the per-database connections found, accumulated."""
+
+    def __init__(self) -> None:
+        self.tables: list[dict[str, Any]] = []
+        self.unused: list[dict[str, Any]] = []
+        self.migrations: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, str]] = []
+        self.inspected: list[str] = []
+        self.idx_hit = 0
+        self.idx_read = 0
+        self.statements: dict[str, Any] | None = None
+        self.installed_in: list[str] = []
+        self.statements_error: str | None = None
+
+    def add(self, conn: Any, name: str, stats_reset: str | None, options: dict[str, Any]) -> None:
+        self.inspected.append(name)
+        self.tables.extend(_tables(conn, name))
+        self.unused.extend(_unused_indexes(conn, name, stats_reset))
+        hit, read = _index_io(conn)
+        self.idx_hit += hit
+        self.idx_read += read
+        if options["migration_table"]:
+            state = _migration(conn, options["migration_table"])
+            if state is not None:
+                state["database"] = name
+                self.migrations.append(state)
+        if self.statements is None and _statements_installed(conn):
+            self.installed_in.append(name)
+            try:
+                self.statements = _statements(
+                    conn, options["version_num"], options["slow_ms"], options["top"]
+                )
+                self.statements["database"] = name
+            except Exception as exc:  # not loaded via shared_preload_libraries, or no privilege
+                self.statements_error = str(exc).strip().splitlines()[0]
+
+
+def gather(
+    connect: Callable[[str | None], Any],
+    databases: list[str] | None,
+    thresholds: dict[str, float],
+    migration_table: str | None,
+    statements_top: int = 10,
+) -> dict[str, Any]:
     """Collect the facts. ``connect(dbname)`` returns an autocommit psycopg2 connection."""
     if migration_table and not MIGRATION_TABLE_RE.match(migration_table):
         raise DbopsError(f"read migration history {migration_table!r}: not a table name (schema.table)")
     main = _session(connect, None)
     try:
-        server = _server(main)
-        facts: dict[str, Any] = {"server": server}
-        facts["connections"] = _connections(main, server["max_connections"])
-        facts["activity"] = _activity(main, min(thresholds["long_query_warning_seconds"],
-                                                thresholds["long_query_critical_seconds"]),
-                                      min(thresholds["idle_in_transaction_warning_seconds"],
-                                          thresholds["idle_in_transaction_critical_seconds"]))
-        facts["locks"] = _locks(main, server["version_num"])
-        facts["databases"] = _databases(main)
-        facts["cache"] = _cache(main)
-        facts["replication"] = _replication(main, server["in_recovery"])
-        main_db = _rows(main, "SELECT current_database() AS d")[0]["d"]
+        facts = _cluster(main, thresholds)
     finally:
         main.close()
-
+    server = facts["server"]
     known = {d["name"]: d for d in facts["databases"]}
     if databases:
         missing = [name for name in databases if name not in known]
@@ -389,56 +529,48 @@ def gather(connect: Callable[[str | None], Any], databases: list[str] | None, th
     else:
         targets = [d["name"] for d in facts["databases"] if d["allow_connections"] and d["can_connect"]]
 
-    tables: list[dict[str, Any]] = []
-    unused: list[dict[str, Any]] = []
-    migrations: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
-    idx_hit = idx_read = 0
-    statements: dict[str, Any] | None = None
-    installed_in: list[str] = []
-    statements_error: str | None = None
+    found = _Inspection()
+    options = {
+        "migration_table": migration_table,
+        "version_num": server["version_num"],
+        "slow_ms": thresholds["slow_query_warning_ms"],
+        "top": statements_top,
+    }
     for name in targets:
         try:
             conn = _session(connect, name)
         except DbopsError as exc:
-            skipped.append({"database": name, "reason": exc.msg})
+            found.skipped.append({"database": name, "reason": exc.msg})
             continue
         try:
-            tables.extend(_tables(conn, name))
-            unused.extend(_unused_indexes(conn, name, known[name]["stats_reset"]))
-            hit, read = _index_io(conn)
-            idx_hit += hit
-            idx_read += read
-            if migration_table:
-                state = _migration(conn, migration_table)
-                if state is not None:
-                    state["database"] = name
-                    migrations.append(state)
-            if statements is None and _statements_installed(conn):
-                installed_in.append(name)
-                try:
-                    statements = _statements(conn, server["version_num"], thresholds["slow_query_warning_ms"],
-                                             statements_top)
-                    statements["database"] = name
-                except Exception as exc:  # not loaded via shared_preload_libraries, or no privilege
-                    statements_error = str(exc).strip().splitlines()[0]
+            found.add(conn, name, known[name]["stats_reset"], options)
         finally:
             conn.close()
 
-    if statements is None:
-        statements = {"available": False, "database": None, "slow": [], "top_total_time": [],
-                      "reason": statements_unavailable_reason(installed_in, server["shared_preload_libraries"],
-                                                              [t for t in targets if t not in
-                                                               [s["database"] for s in skipped]] or [main_db],
-                                                              statements_error)}
-    tables.sort(key=lambda t: (-(t["total_bytes"] or 0), t["database"], t["schema"], t["name"]))
-    facts["all_tables"] = tables
-    facts["unused_indexes"] = unused
-    facts["statements"] = statements
-    facts["migrations"] = migrations
-    facts["inspected_databases"] = [t for t in targets if t not in [s["database"] for s in skipped]]
-    facts["skipped_databases"] = skipped
-    facts["cache"]["index_hit_ratio_percent"] = ratio_percent(idx_hit, idx_hit + idx_read)
+    statements = found.statements or {
+        "available": False,
+        "database": None,
+        "slow": [],
+        "top_total_time": [],
+        "reason": statements_unavailable_reason(
+            found.installed_in,
+            server["shared_preload_libraries"],
+            found.inspected or [facts["login_database"]],
+            found.statements_error,
+        ),
+    }
+    tables = sorted(
+        found.tables, key=lambda t: (-(t["total_bytes"] or 0), t["database"], t["schema"], t["name"])
+    )
+    facts.update(
+        all_tables=tables,
+        unused_indexes=found.unused,
+        statements=statements,
+        migrations=found.migrations,
+        inspected_databases=found.inspected,
+        skipped_databases=found.skipped,
+    )
+    facts["cache"]["index_hit_ratio_percent"] = ratio_percent(found.idx_hit, found.idx_hit + found.idx_read)
     heap_hit = sum(t["heap_blks_hit"] or 0 for t in tables)
     heap_read = sum(t["heap_blks_read"] or 0 for t in tables)
     facts["cache"]["table_hit_ratio_percent"] = ratio_percent(heap_hit, heap_hit + heap_read)

@@ -144,7 +144,9 @@ server:
   returned: always
   type: dict
 connections:
-  description: C(current), C(available), C(max) (current + available) and C(usage_percent), as reported; null when not reported.
+  description: >-
+    C(current), C(available), C(max) (current + available) and C(usage_percent), as reported; null
+    when not reported.
   returned: always
   type: dict
   sample: {"current": 12, "available": 838848, "max": 838860, "usage_percent": 0.0}
@@ -157,7 +159,9 @@ memory_mb:
   returned: always
   type: dict
 cache:
-  description: WiredTiger cache bytes, dirty bytes, maximum and percentages; null when serverStatus has no WiredTiger section.
+  description: >-
+    WiredTiger cache bytes, dirty bytes, maximum and percentages; null when serverStatus has no
+    WiredTiger section.
   returned: always
   type: dict
 operations:
@@ -165,7 +169,9 @@ operations:
   returned: always
   type: dict
 replication:
-  description: Replica set name and members with state, health, optime and lag behind the primary; null for a standalone server.
+  description: >-
+    Replica set name and members with state, health, optime and lag behind the primary; null for a
+    standalone server.
   returned: always
   type: dict
 long_operations:
@@ -174,12 +180,16 @@ long_operations:
   type: list
   elements: dict
 databases:
-  description: Per database collections, objects and data, storage, index and total bytes (as reported by dbStats).
+  description: >-
+    Per database collections, objects and data, storage, index and total bytes (as reported by
+    dbStats).
   returned: always
   type: list
   elements: dict
 collections:
-  description: The largest collections (O(max_collections)) with document count and data, storage and index sizes.
+  description: >-
+    The largest collections (O(max_collections)) with document count and data, storage and index
+    sizes.
   returned: always
   type: list
   elements: dict
@@ -188,7 +198,9 @@ collections_total:
   returned: always
   type: int
 unused_indexes:
-  description: Indexes with no accesses in C($indexStats) (C(_id_), unique and TTL indexes excluded); null when C($indexStats) is refused.
+  description: >-
+    Indexes with no accesses in C($indexStats) (C(_id_), unique and TTL indexes excluded); null when
+    C($indexStats) is refused.
   returned: always
   type: list
   elements: dict

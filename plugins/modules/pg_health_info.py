@@ -70,7 +70,9 @@ options:
         type: float
         default: 80.0
       cache_min_blocks:
-        description: Block reads (hits + reads) needed before the cache hit ratio is judged; fewer skip the check.
+        description: >-
+          Block reads (hits + reads) needed before the cache hit ratio is judged; fewer skip the
+          check.
         type: int
         default: 1000
       long_query_warning_seconds:
@@ -114,7 +116,9 @@ options:
         type: int
         default: 1000
       stale_statistics_percent:
-        description: Rows changed since the last analyze, as a percentage of live rows, that make statistics stale.
+        description: >-
+          Rows changed since the last analyze, as a percentage of live rows, that make
+          statistics stale.
         type: float
         default: 20.0
       unused_index_min_bytes:
@@ -122,7 +126,9 @@ options:
         type: int
         default: 1048576
       index_usage_min_percent:
-        description: Tables whose share of index scans is below this percentage warn (sequential scans on large tables).
+        description: >-
+          Tables whose share of index scans is below this percentage warn (sequential scans on
+          large tables).
         type: float
         default: 50.0
       index_usage_min_rows:
@@ -130,7 +136,9 @@ options:
         type: int
         default: 10000
       index_usage_min_scans:
-        description: Only tables with at least this many scans (sequential + index) are judged for index usage.
+        description: >-
+          Only tables with at least this many scans (sequential + index) are judged for index
+          usage.
         type: int
         default: 100
       slow_query_warning_ms:
@@ -225,7 +233,9 @@ findings:
       threshold: 50.0
       fix: VACUUM (ANALYZE) "public"."orders"; in database app; ...
 checks:
-  description: Each check with its weight, status (C(ok), C(warning), C(critical), C(skipped)) and why it was skipped.
+  description: >-
+    Each check with its weight, status (C(ok), C(warning), C(critical), C(skipped)) and why it was
+    skipped.
   returned: always
   type: list
   elements: dict
@@ -248,7 +258,9 @@ connections:
   sample: {"current": 12, "max": 100, "usage_percent": 12.0, "by_state": {"active": 2, "idle": 10},
            "by_database": {"app": 12}}
 cache:
-  description: Buffer cache hits and reads over all databases, the hit ratio, and table/index hit ratios of the inspected databases.
+  description: >-
+    Buffer cache hits and reads over all databases, the hit ratio, and table/index hit ratios of the
+    inspected databases.
   returned: always
   type: dict
   sample: {"blocks_hit": 990000, "blocks_read": 10000, "hit_ratio_percent": 99.0,
@@ -258,7 +270,9 @@ size_bytes:
   returned: always
   type: int
 databases:
-  description: Per database size, connections, commits/rollbacks, cache hit ratio, deadlocks, temp files, transaction ID age, statistics reset time.
+  description: >-
+    Per database size, connections, commits/rollbacks, cache hit ratio, deadlocks, temp files,
+    transaction ID age, statistics reset time.
   returned: always
   type: list
   elements: dict
@@ -275,12 +289,16 @@ tables_total:
   returned: always
   type: int
 unused_indexes:
-  description: Indexes never scanned since statistics were reset (unique, primary key and constraint indexes excluded), largest first.
+  description: >-
+    Indexes never scanned since statistics were reset (unique, primary key and constraint indexes
+    excluded), largest first.
   returned: always
   type: list
   elements: dict
 activity:
-  description: Active queries running at least the smaller long-query threshold (C(long_running)) and sessions idle in transaction (C(idle_in_transaction)).
+  description: >-
+    Active queries running at least the smaller long-query threshold (C(long_running)) and sessions
+    idle in transaction (C(idle_in_transaction)).
   returned: always
   type: dict
 locks:
@@ -297,7 +315,9 @@ statements:
   sample: {"available": false, "reason": "pg_stat_statements is not in shared_preload_libraries ...",
            "slow": [], "top_total_time": []}
 replication:
-  description: C(role) (primary/standby), connected C(replicas) with lags, C(standby) replay lag, replication C(slots) with retained WAL.
+  description: >-
+    C(role) (primary/standby), connected C(replicas) with lags, C(standby) replay lag, replication
+    C(slots) with retained WAL.
   returned: always
   type: dict
 migrations:
@@ -305,8 +325,9 @@ migrations:
   returned: always
   type: list
   elements: dict
-  sample: [{"database": "app", "table": "dbops_schema_history", "version": "9", "description": "add ten tables",
-            "installed_on": "2026-11-20T03:00:00+00:00", "applied_count": 9, "failed_count": 0}]
+  sample: [{"database": "app", "table": "dbops_schema_history", "version": "9",
+            "description": "add ten tables", "installed_on": "2026-11-20T03:00:00+00:00",
+            "applied_count": 9, "failed_count": 0}]
 inspected_databases:
   description: Databases whose tables were inspected.
   returned: always

@@ -19,9 +19,9 @@ from tests.harness import pg as pg_harness
 # (the general list is tests/harness/mongo.py KNOWN_DIFFERENCES):
 MONGO_HEALTH_DIFFERENCES = {
     "connections_available_zero": "serverStatus reports connections.available = 0, so current + available "
-                                  "equals current and the connections check reads 100% in use",
+    "equals current and the connections check reads 100% in use",
     "op_running_time_zero": "currentOp reports secs_running and microsecs_running as 0 for running "
-                            "operations, so only a threshold of 0 selects them",
+    "operations, so only a threshold of 0 selects them",
     "thin_server_status": "no wiredTiger or globalLock sections: cache and queue checks are skipped",
 }
 
@@ -31,10 +31,12 @@ def pg_stats_server() -> Iterator[pg_harness.PgServer]:
     """A cluster started with pg_stat_statements in shared_preload_libraries."""
     if os.environ.get("DBOPS_TEST_PG_DSN"):
         pytest.skip("the pg_stat_statements cluster is always local (DBOPS_TEST_PG_DSN is set)")
-    server = pg_harness.start_cluster(settings={
-        "shared_preload_libraries": "'pg_stat_statements'",
-        "pg_stat_statements.track": "all",
-    })
+    server = pg_harness.start_cluster(
+        settings={
+            "shared_preload_libraries": "'pg_stat_statements'",
+            "pg_stat_statements.track": "all",
+        }
+    )
     yield server
     pg_harness.stop_cluster(server)
 
@@ -71,9 +73,11 @@ class Background:
 
     def run(self, conn: Any, sql: str) -> None:
         """Start ``sql`` on ``conn`` in a thread (it may block or sleep)."""
+
         def target() -> None:
             with contextlib.suppress(Exception), conn.cursor() as cur:
                 cur.execute(sql)
+
         thread = threading.Thread(target=target, daemon=True)
         thread.start()
         self.threads.append(thread)

@@ -19,9 +19,17 @@ from tests.harness.proc import free_port
 from tests.harness.runner import REPO_ROOT
 from tests.integration.health.conftest import make_monitor
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
 class Page(HTMLParser):
@@ -37,11 +45,18 @@ class Page(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag in ("script", "link", "img", "iframe") or any(
-                str(v).startswith(("http:", "https:", "//")) for k, v in attrs if k in ("src", "href")):
+            str(v).startswith(("http:", "https:", "//")) for k, v in attrs if k in ("src", "href")
+        ):
             self.external.append(f"{tag} {a}")
         if tag == "section" and "data-host" in a:
-            self.current = {"status": a["data-status"], "metrics": {}, "values": {}, "bars": {}, "findings": [],
-                            "migrations": {}}
+            self.current = {
+                "status": a["data-status"],
+                "metrics": {},
+                "values": {},
+                "bars": {},
+                "findings": [],
+                "migrations": {},
+            }
             self.hosts[a["data-host"]] = self.current
         if self.current is None:
             return
@@ -69,53 +84,83 @@ def png_facts(path: Path) -> tuple[int, int, float]:
     width, height = struct.unpack(">II", data[16:24])
     pos, idat = 8, b""
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if kind == b"IDAT":
-            idat += data[pos + 8:pos + 8 + length]
+            idat += data[pos + 8 : pos + 8 + length]
         pos += 12 + length
     raw = zlib.decompress(idat)
     return width, height, sum(1 for b in raw[::7] if b < 0xF0) / max(1, len(raw[::7]))
 
 
-def test_report_of_three_hosts_renders_and_matches_the_facts(ansible, pg_server, pg_stats_server, mongo_server,
-                                                             tmp_path):
+def test_report_of_three_hosts_renders_and_matches_the_facts(
+    ansible, pg_server, pg_stats_server, mongo_server, tmp_path
+):
     db = pg_server.create_database()
     pg_server.query(
         "CREATE TABLE orders (id int PRIMARY KEY, note text) WITH (autovacuum_enabled = false);"
         "INSERT INTO orders SELECT g, repeat('x', 100) FROM generate_series(1, 30000) g;"
         "DELETE FROM orders WHERE id % 4 <> 0;"
-        "CREATE TABLE customers AS SELECT g AS id FROM generate_series(1, 2000) g;", dbname=db)
+        "CREATE TABLE customers AS SELECT g AS id FROM generate_series(1, 2000) g;",
+        dbname=db,
+    )
     stats_db = pg_stats_server.create_database()
     pg_stats_server.query(
         "CREATE EXTENSION pg_stat_statements;"
         "CREATE TABLE dbops_schema_history (installed_rank int, version text, description text, type text,"
         " script text, checksum text, installed_by text, installed_on timestamptz, execution_ms int,"
         " success bool);"
-        "INSERT INTO dbops_schema_history VALUES (1, '009', 'ten tables', 'versioned', 'V009__ten_tables.sql',"
-        " 'x', 'app', now(), 10, true)", dbname=stats_db)
+        "INSERT INTO dbops_schema_history VALUES"
+        " (1, '009', 'ten tables', 'versioned', 'V009__ten_tables.sql',"
+        " 'x', 'app', now(), 10, true)",
+        dbname=stats_db,
+    )
     role, password = make_monitor(pg_stats_server)
     pg_stats_server.query(f"GRANT SELECT ON dbops_schema_history TO {role}", dbname=stats_db)
     mongo_db = mongo_server.database_name()
     with mongo_server.client() as client:
         client[mongo_db].events.insert_many([{"n": i} for i in range(500)])
 
-    local = {"ansible_connection": "local", "ansible_python_interpreter": os.environ.get(
-        "DBOPS_TEST_PYTHON", str(Path(ansible.env["PATH"].split(os.pathsep)[0]) / "python"))}
-    inventory = {"all": {"vars": local, "children": {
-        "postgresql": {"hosts": {
-            "pg-main": {"health_postgresql": pg_server.params(databases=[db])},
-            "pg-stats": {"health_postgresql": pg_stats_server.params(
-                login_user=role, login_password=password, databases=[stats_db])},
-            "pg-down": {"health_postgresql": pg_server.params(login_port=free_port(), connect_timeout=3)},
-        }},
-        "mongodb": {"hosts": {"mongo-1": {"health_mongodb": mongo_server.params(databases=[mongo_db])}}},
-    }}}
+    local = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": os.environ.get(
+            "DBOPS_TEST_PYTHON", str(Path(ansible.env["PATH"].split(os.pathsep)[0]) / "python")
+        ),
+    }
+    inventory = {
+        "all": {
+            "vars": local,
+            "children": {
+                "postgresql": {
+                    "hosts": {
+                        "pg-main": {"health_postgresql": pg_server.params(databases=[db])},
+                        "pg-stats": {
+                            "health_postgresql": pg_stats_server.params(
+                                login_user=role, login_password=password, databases=[stats_db]
+                            )
+                        },
+                        "pg-down": {
+                            "health_postgresql": pg_server.params(login_port=free_port(), connect_timeout=3)
+                        },
+                    }
+                },
+                "mongodb": {
+                    "hosts": {"mongo-1": {"health_mongodb": mongo_server.params(databases=[mongo_db])}}
+                },
+            },
+        }
+    }
     inventory_path = tmp_path / "inventory.yml"
     inventory_path.write_text(yaml.safe_dump(inventory))
     report, facts_json = tmp_path / "health.html", tmp_path / "health.json"
-    run = ansible.playbook(REPO_ROOT / "playbooks" / "health.yml", inventory=inventory_path, extra_vars={
-        "health_report_path": str(report), "health_report_json": str(facts_json),
-        "health_report_title": "Staging databases"})
+    run = ansible.playbook(
+        REPO_ROOT / "playbooks" / "health.yml",
+        inventory=inventory_path,
+        extra_vars={
+            "health_report_path": str(report),
+            "health_report_json": str(facts_json),
+            "health_report_title": "Staging databases",
+        },
+    )
     pg_stats_server.query(f"REVOKE ALL ON dbops_schema_history FROM {role}", dbname=stats_db)
     pg_stats_server.query(f"DROP ROLE {role}")
     assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -127,7 +172,7 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(ansible, pg_server,
     page.feed(text)
     assert page.external == []
     assert "Staging databases" in text
-    assert list(page.hosts)[0] == "pg-down"  # worst first: the host without facts
+    assert next(iter(page.hosts)) == "pg-down"  # worst first: the host without facts
     assert page.hosts["pg-down"]["status"] == "failed"
     assert "Connection refused" in entries["pg-down"]["error"]
 
@@ -142,8 +187,9 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(ansible, pg_server,
     for name in ("pg-main", "pg-stats"):
         health, shown = entries[name]["health"], page.hosts[name]
         assert shown["metrics"]["cache_hit_ratio"] == f"{health['cache']['hit_ratio_percent']:.1f}%"
-        assert shown["bars"] == {f"{t['database']}.{t['schema']}.{t['name']}": t["total_bytes"]
-                                 for t in health["tables"]}
+        assert shown["bars"] == {
+            f"{t['database']}.{t['schema']}.{t['name']}": t["total_bytes"] for t in health["tables"]
+        }
     # The numbers are the server's.
     orders_bytes = pg_server.query("SELECT pg_total_relation_size('orders')", dbname=db)[0][0]
     assert page.hosts["pg-main"]["bars"][f"{db}.public.orders"] == orders_bytes
@@ -151,8 +197,10 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(ansible, pg_server,
     assert page.hosts["pg-main"]["metrics"]["migration"] == "not configured"
     assert page.hosts["pg-stats"]["metrics"][f"migration:{stats_db}"] == "009"
     mongo = entries["mongo-1"]["health"]
-    assert page.hosts["mongo-1"]["bars"] == {f"{c['database']}.{c['name']}": c.get("storage_bytes", c.get("size_bytes"))
-                                             for c in mongo["collections"]}
+    assert page.hosts["mongo-1"]["bars"] == {
+        f"{c['database']}.{c['name']}": c.get("storage_bytes", c.get("size_bytes"))
+        for c in mongo["collections"]
+    }
     if mongo["cache"] is None:  # thin serverStatus: shown as not reported, not as 0
         assert page.hosts["mongo-1"]["metrics"]["cache_used"] == "not reported"
 
@@ -160,9 +208,19 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(ansible, pg_server,
     if chromium is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
     png = tmp_path / "health.png"
-    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium'}",
-                    f"--screenshot={png}", "--window-size=1280,2600", report.as_uri()],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            f"--screenshot={png}",
+            "--window-size=1280,2600",
+            report.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     width, height, inked = png_facts(png)
     assert (width, height) == (1280, 2600)
     assert inked > 0.01, "the screenshot is blank"

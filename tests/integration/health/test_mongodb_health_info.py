@@ -19,8 +19,12 @@ def test_sizes_unused_index_and_long_operations_as_cluster_monitor(ansible, mong
         db.events.create_index("n", name="n_unique", unique=True)
         db.sessions.insert_one({"at": 1})
         db.sessions.create_index("at", name="ttl_at", expireAfterSeconds=3600)
-        client.admin.command("createUser", user, pwd=password,
-                             roles=[{"role": "clusterMonitor", "db": "admin"}, {"role": "read", "db": db_name}])
+        client.admin.command(
+            "createUser",
+            user,
+            pwd=password,
+            roles=[{"role": "clusterMonitor", "db": "admin"}, {"role": "read", "db": db_name}],
+        )
 
         # Threshold 0 reports every running client operation: the test server reports running times
         # as 0 (MONGO_HEALTH_DIFFERENCES["op_running_time_zero"]); on mongod the aggregation qualifies too.
@@ -33,9 +37,16 @@ def test_sizes_unused_index_and_long_operations_as_cluster_monitor(ansible, mong
         for worker in workers:
             worker.start()
         try:
-            result = ansible.module("mongodb_health_info", mongo_auth_server.params(
-                login_user=user, login_password=password, databases=[db_name],
-                thresholds={"unused_index_min_bytes": 0, "long_operation_warning_seconds": 0}), check=True)
+            result = ansible.module(
+                "mongodb_health_info",
+                mongo_auth_server.params(
+                    login_user=user,
+                    login_password=password,
+                    databases=[db_name],
+                    thresholds={"unused_index_min_bytes": 0, "long_operation_warning_seconds": 0},
+                ),
+                check=True,
+            )
         finally:
             stop.set()
             for worker in workers:
@@ -60,8 +71,10 @@ def test_sizes_unused_index_and_long_operations_as_cluster_monitor(ansible, mong
 
     ops = [o for o in result["long_operations"] if o["op"] == "aggregate"]
     assert ops, result["long_operations"]
-    assert any(f["check"] == "long_operations" and f["object"] == f"opid {ops[0]['opid']}"
-               for f in result["findings"])
+    assert any(
+        f["check"] == "long_operations" and f["object"] == f"opid {ops[0]['opid']}"
+        for f in result["findings"]
+    )
     assert not any("currentOp" in o["command"] for o in result["long_operations"])
 
     checks = {c["id"]: c for c in result["checks"]}
@@ -90,8 +103,9 @@ def test_absent_sections_are_not_zero_and_score_follows_the_model(ansible, mongo
         assert next(c for c in result["checks"] if c["id"] == "connections")["status"] == "critical"
     credit = {"ok": 1.0, "warning": 0.5, "critical": 0.0}
     evaluated = [c for c in result["checks"] if c["status"] != "skipped"]
-    assert result["score"] == round(100 * sum(c["weight"] * credit[c["status"]] for c in evaluated)
-                                    / sum(c["weight"] for c in evaluated))
+    assert result["score"] == round(
+        100 * sum(c["weight"] * credit[c["status"]] for c in evaluated) / sum(c["weight"] for c in evaluated)
+    )
 
 
 def test_refused_login_fails_clearly(ansible, mongo_auth_server):

@@ -23,9 +23,14 @@ def test_conditions_are_found_as_pg_monitor_member(ansible, pg_server, pg_db, pg
         "INSERT INTO orders SELECT g, 'order ' || g FROM generate_series(1, 20000) g;"
         "CREATE INDEX orders_note_idx ON orders (note);"
         "DELETE FROM orders WHERE id > 5000;"
-        "CREATE TABLE jobs (id int);", dbname=pg_db)
-    background.wait_until("SELECT coalesce(sum(n_dead_tup), 0) >= 15000 FROM pg_stat_user_tables "
-                          "WHERE relname = 'orders'", None, dbname=pg_db)
+        "CREATE TABLE jobs (id int);",
+        dbname=pg_db,
+    )
+    background.wait_until(
+        "SELECT coalesce(sum(n_dead_tup), 0) >= 15000 FROM pg_stat_user_tables WHERE relname = 'orders'",
+        None,
+        dbname=pg_db,
+    )
     sleeper = background.session(pg_db)
     background.run(sleeper, "SELECT pg_sleep(120)")
     holder = background.session(pg_db)
@@ -33,15 +38,30 @@ def test_conditions_are_found_as_pg_monitor_member(ansible, pg_server, pg_db, pg
         cur.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")  # stays idle in transaction
     waiter = background.session(pg_db)
     background.run(waiter, "SELECT count(*) FROM jobs")
-    background.wait_until("SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'"
-                          " AND now() - query_start > interval '1.5 seconds'", [background.pid(waiter)])
-    background.wait_until("SELECT now() - query_start > interval '1.5 seconds' FROM pg_stat_activity "
-                          "WHERE pid = %s", [background.pid(sleeper)])
+    background.wait_until(
+        "SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = %s AND wait_event_type = 'Lock'"
+        " AND now() - query_start > interval '1.5 seconds'",
+        [background.pid(waiter)],
+    )
+    background.wait_until(
+        "SELECT now() - query_start > interval '1.5 seconds' FROM pg_stat_activity WHERE pid = %s",
+        [background.pid(sleeper)],
+    )
 
     # An info module runs for real in check mode; the monitor login is only a pg_monitor member.
-    result = ansible.module("pg_health_info", {**pg_monitor, "thresholds": {
-        "long_query_warning_seconds": 1, "idle_in_transaction_warning_seconds": 1,
-        "lock_wait_warning_seconds": 1, "unused_index_min_bytes": 0}}, check=True)
+    result = ansible.module(
+        "pg_health_info",
+        {
+            **pg_monitor,
+            "thresholds": {
+                "long_query_warning_seconds": 1,
+                "idle_in_transaction_warning_seconds": 1,
+                "lock_wait_warning_seconds": 1,
+                "unused_index_min_bytes": 0,
+            },
+        },
+        check=True,
+    )
     assert result.get("failed") is not True, result
     assert result["changed"] is False
     assert result["server"]["login_user"] == pg_monitor["login_user"]
@@ -55,7 +75,9 @@ def test_conditions_are_found_as_pg_monitor_member(ansible, pg_server, pg_db, pg
     orders = next(t for t in result["tables"] if t["database"] == pg_db and t["name"] == "orders")
     live, dead_tup, size = pg_server.query(
         "SELECT n_live_tup, n_dead_tup, pg_total_relation_size(relid) FROM pg_stat_user_tables "
-        "WHERE relname = 'orders'", dbname=pg_db)[0]
+        "WHERE relname = 'orders'",
+        dbname=pg_db,
+    )[0]
     assert (orders["live_tuples"], orders["dead_tuples"], orders["total_bytes"]) == (live, dead_tup, size)
     assert orders["autovacuum_enabled"] is False
     assert orders["last_vacuum"] is None and orders["last_autovacuum"] is None
@@ -113,12 +135,15 @@ def test_slow_queries_and_migration_version_with_pg_stat_statements(ansible, pg_
         " (3, '10', 'orders', 'versioned', 'V10__orders.sql', 'c', 'app', now(), 5, true),"
         " (4, '11', 'bad idea', 'versioned', 'V11__bad_idea.sql', 'd', 'app', now(), 5, true),"
         " (5, '11', 'bad idea', 'undo', 'U11__bad_idea.sql', 'e', 'app', now(), 5, true),"
-        " (6, '12', 'broken', 'versioned', 'V12__broken.sql', 'f', 'app', now(), 5, false)", dbname=db)
+        " (6, '12', 'broken', 'versioned', 'V12__broken.sql', 'f', 'app', now(), 5, false)",
+        dbname=db,
+    )
     role, password = make_monitor(pg_stats_server)
     pg_stats_server.query(f"GRANT SELECT ON dbops_schema_history TO {role}", dbname=db)
     try:
-        result = ansible.module("pg_health_info", pg_stats_server.params(
-            login_user=role, login_password=password, databases=[db]))
+        result = ansible.module(
+            "pg_health_info", pg_stats_server.params(login_user=role, login_password=password, databases=[db])
+        )
     finally:
         pg_stats_server.query(f"REVOKE ALL ON dbops_schema_history FROM {role}", dbname=db)
         pg_stats_server.query(f"DROP ROLE {role}")
@@ -128,7 +153,8 @@ def test_slow_queries_and_migration_version_with_pg_stat_statements(ansible, pg_
     assert statements["database"] == db
     sleep = next(s for s in statements["slow"] if "pg_sleep" in s["query"])
     calls, mean = pg_stats_server.query(
-        "SELECT calls, mean_exec_time FROM pg_stat_statements WHERE query LIKE 'SELECT pg_sleep%%'", dbname=db)[0]
+        "SELECT calls, mean_exec_time FROM pg_stat_statements WHERE query LIKE 'SELECT pg_sleep%%'", dbname=db
+    )[0]
     assert sleep["calls"] == calls == 3
     assert sleep["mean_ms"] == round(mean, 3)
     assert sleep["mean_ms"] >= 150
@@ -136,9 +162,17 @@ def test_slow_queries_and_migration_version_with_pg_stat_statements(ansible, pg_
     assert f"queryid {sleep['queryid']}" in [f["object"] for f in slow]
     assert all(f["severity"] in ("warning", "critical") for f in slow)
     assert next(c for c in result["checks"] if c["id"] == "slow_queries")["status"] != "skipped"
-    assert result["migrations"] == [{
-        "database": db, "table": "dbops_schema_history", "version": "10", "description": "orders",
-        "installed_on": result["migrations"][0]["installed_on"], "applied_count": 3, "failed_count": 1}]
+    assert result["migrations"] == [
+        {
+            "database": db,
+            "table": "dbops_schema_history",
+            "version": "10",
+            "description": "orders",
+            "installed_on": result["migrations"][0]["installed_on"],
+            "applied_count": 3,
+            "failed_count": 1,
+        }
+    ]
     assert result["score"] == expected_score(result["checks"])
 
 

@@ -30,19 +30,33 @@ def pg_facts(**overrides):
 
 
 def table(**values):
-    base = {"database": "app", "schema": "public", "name": "orders", "live_tuples": 5000, "dead_tuples": 0,
-            "dead_ratio_percent": 0.0, "mod_since_analyze": 0, "seq_scan": 0, "idx_scan": 0,
-            "index_usage_percent": None, "autovacuum_enabled": True}
+    base = {
+        "database": "app",
+        "schema": "public",
+        "name": "orders",
+        "live_tuples": 5000,
+        "dead_tuples": 0,
+        "dead_ratio_percent": 0.0,
+        "mod_since_analyze": 0,
+        "seq_scan": 0,
+        "idx_scan": 0,
+        "index_usage_percent": None,
+        "autovacuum_enabled": True,
+    }
     base.update(values)
     return base
 
 
-@pytest.mark.parametrize(("value", "expected"), [(79.9, "ok"), (80, "warning"), (94.9, "warning"), (95, "critical")])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(79.9, "ok"), (80, "warning"), (94.9, "warning"), (95, "critical")]
+)
 def test_classify_higher_is_worse(value, expected):
     assert _health.classify(value, 80, 95) == expected
 
 
-@pytest.mark.parametrize(("value", "expected"), [(99, "ok"), (90, "warning"), (80.1, "warning"), (80, "critical")])
+@pytest.mark.parametrize(
+    ("value", "expected"), [(99, "ok"), (90, "warning"), (80.1, "warning"), (80, "critical")]
+)
 def test_classify_lower_is_worse(value, expected):
     assert _health.classify(value, 90, 80, higher_is_worse=False) == expected
 
@@ -97,10 +111,12 @@ def test_cache_ratio_needs_enough_activity():
 
 
 def test_dead_tuples_ignore_small_tables_and_mention_disabled_autovacuum():
-    facts = pg_facts(all_tables=[
-        table(name="tiny", dead_tuples=900, dead_ratio_percent=90.0),
-        table(name="big", dead_tuples=15000, dead_ratio_percent=75.0, autovacuum_enabled=False),
-    ])
+    facts = pg_facts(
+        all_tables=[
+            table(name="tiny", dead_tuples=900, dead_ratio_percent=90.0),
+            table(name="big", dead_tuples=15000, dead_ratio_percent=75.0, autovacuum_enabled=False),
+        ]
+    )
     findings = _health.evaluate_pg(facts)["findings"]
     assert [f["object"] for f in findings] == ["app.public.big"]
     assert findings[0]["severity"] == "critical"
@@ -121,15 +137,31 @@ def test_missing_pg_stat_statements_is_an_info_finding_that_does_not_cost_points
 
 def test_slow_long_locks_and_replication_findings():
     facts = pg_facts(
-        statements={"available": True, "slow": [
-            {"queryid": "1", "calls": 3, "mean_ms": 150.0, "query": "SELECT pg_sleep($1)"},
-            {"queryid": "2", "calls": 3, "mean_ms": 2500.0, "query": "SELECT * FROM big"},
-        ]},
-        activity={"long_running": [{"pid": 42, "duration_seconds": 400, "user": "app", "database": "app",
-                                    "query": "SELECT pg_sleep(600)"}], "idle_in_transaction": []},
+        statements={
+            "available": True,
+            "slow": [
+                {"queryid": "1", "calls": 3, "mean_ms": 150.0, "query": "SELECT pg_sleep($1)"},
+                {"queryid": "2", "calls": 3, "mean_ms": 2500.0, "query": "SELECT * FROM big"},
+            ],
+        },
+        activity={
+            "long_running": [
+                {
+                    "pid": 42,
+                    "duration_seconds": 400,
+                    "user": "app",
+                    "database": "app",
+                    "query": "SELECT pg_sleep(600)",
+                }
+            ],
+            "idle_in_transaction": [],
+        },
         locks={"blocked": [{"pid": 43, "wait_seconds": 6, "blocked_by": [42], "database": "app"}]},
-        replication={"role": "primary", "replicas": [{"application_name": "standby1", "replay_lag_seconds": 45}],
-                     "slots": [{"slot_name": "old", "active": False, "retained_bytes": 11 * _health.GIB}]},
+        replication={
+            "role": "primary",
+            "replicas": [{"application_name": "standby1", "replay_lag_seconds": 45}],
+            "slots": [{"slot_name": "old", "active": False, "retained_bytes": 11 * _health.GIB}],
+        },
     )
     by_check = {}
     for finding in _health.evaluate_pg(facts)["findings"]:
@@ -145,23 +177,39 @@ def test_slow_long_locks_and_replication_findings():
 
 def test_unused_index_and_index_usage_thresholds():
     facts = pg_facts(
-        unused_indexes=[{"database": "app", "schema": "public", "name": "small", "size_bytes": 8192},
-                        {"database": "app", "schema": "public", "name": "large", "size_bytes": 2 * _health.MIB}],
+        unused_indexes=[
+            {"database": "app", "schema": "public", "name": "small", "size_bytes": 8192},
+            {"database": "app", "schema": "public", "name": "large", "size_bytes": 2 * _health.MIB},
+        ],
         all_tables=[table(live_tuples=50000, seq_scan=900, idx_scan=100, index_usage_percent=10.0)],
     )
     findings = _health.evaluate_pg(facts)["findings"]
     assert [(f["check"], f["object"]) for f in findings] == [
-        ("index_usage", "app.public.orders"), ("unused_indexes", "app.public.large")]
+        ("index_usage", "app.public.orders"),
+        ("unused_indexes", "app.public.large"),
+    ]
 
 
 def test_mongodb_absent_sections_are_skipped_not_scored():
-    facts = {"connections": None, "cache": None, "operations": {}, "long_operations": [],
-             "unused_indexes": [], "replication": None}
+    facts = {
+        "connections": None,
+        "cache": None,
+        "operations": {},
+        "long_operations": [],
+        "unused_indexes": [],
+        "replication": None,
+    }
     report = _health.evaluate_mongodb(facts)
     statuses = {c["id"]: c["status"] for c in report["checks"]}
-    assert statuses == {"connections": "skipped", "cache_usage": "skipped", "long_operations": "ok",
-                        "queued_operations": "skipped", "unused_indexes": "ok", "replication_lag": "skipped",
-                        "replica_members": "skipped"}
+    assert statuses == {
+        "connections": "skipped",
+        "cache_usage": "skipped",
+        "long_operations": "ok",
+        "queued_operations": "skipped",
+        "unused_indexes": "ok",
+        "replication_lag": "skipped",
+        "replica_members": "skipped",
+    }
     assert report["score"] == 100
 
 
@@ -171,36 +219,52 @@ def test_mongodb_findings():
         "cache": {"bytes": 96, "max_bytes": 100, "used_percent": 96.0},
         "operations": {"queued": 3},
         "long_operations": [{"opid": 7, "op": "query", "ns": "app.big", "secs_running": 75.0}],
-        "unused_indexes": [{"database": "app", "collection": "c", "name": "b_1", "size_bytes": 2 * _health.MIB}],
-        "replication": {"set": "rs0", "members": [
-            {"name": "a:27017", "state_str": "PRIMARY", "health": 1},
-            {"name": "b:27017", "state_str": "SECONDARY", "health": 1, "lag_seconds": 400.0},
-            {"name": "c:27017", "state_str": "(not reachable/healthy)", "health": 0},
-        ]},
+        "unused_indexes": [
+            {"database": "app", "collection": "c", "name": "b_1", "size_bytes": 2 * _health.MIB}
+        ],
+        "replication": {
+            "set": "rs0",
+            "members": [
+                {"name": "a:27017", "state_str": "PRIMARY", "health": 1},
+                {"name": "b:27017", "state_str": "SECONDARY", "health": 1, "lag_seconds": 400.0},
+                {"name": "c:27017", "state_str": "(not reachable/healthy)", "health": 0},
+            ],
+        },
     }
     report = _health.evaluate_mongodb(facts)
     severities = {(f["check"], f["severity"]) for f in report["findings"]}
-    assert severities == {("connections", "warning"), ("cache_usage", "critical"), ("long_operations", "warning"),
-                          ("unused_indexes", "warning"), ("replication_lag", "critical"),
-                          ("replica_members", "critical")}
+    assert severities == {
+        ("connections", "warning"),
+        ("cache_usage", "critical"),
+        ("long_operations", "warning"),
+        ("unused_indexes", "warning"),
+        ("replication_lag", "critical"),
+        ("replica_members", "critical"),
+    }
     assert "db.killOp(7)" in next(f for f in report["findings"] if f["check"] == "long_operations")["fix"]
     # 20*0.5 + 15*0 + 20*0.5 + 10*1 + 10*0.5 + 15*0 + 10*0 = 35 of 100
     assert report["score"] == 35
 
 
 def test_no_evaluated_check_gives_no_score():
-    report = _health.evaluate(_health.MONGODB_CHECKS[:2], {"connections": None, "cache": None},
-                              dict(_health.MONGODB_THRESHOLDS))
+    report = _health.evaluate(
+        _health.MONGODB_CHECKS[:2], {"connections": None, "cache": None}, dict(_health.MONGODB_THRESHOLDS)
+    )
     assert report["score"] is None
 
 
-@pytest.mark.parametrize(("module", "defaults"), [
-    ("pg_health_info", _health.PG_THRESHOLDS), ("mongodb_health_info", _health.MONGODB_THRESHOLDS)])
+@pytest.mark.parametrize(
+    ("module", "defaults"),
+    [("pg_health_info", _health.PG_THRESHOLDS), ("mongodb_health_info", _health.MONGODB_THRESHOLDS)],
+)
 def test_documented_thresholds_match_the_model(module, defaults):
     source = (REPO / "plugins" / "modules" / f"{module}.py").read_text()
     tree = ast.parse(source)
-    doc = next(node.value.value for node in tree.body if isinstance(node, ast.Assign)
-               and getattr(node.targets[0], "id", "") == "DOCUMENTATION")
+    doc = next(
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "DOCUMENTATION"
+    )
     suboptions = yaml.safe_load(doc)["options"]["thresholds"]["suboptions"]
     spec = _health.threshold_argument_spec(defaults)["options"]
     assert set(suboptions) == set(defaults)

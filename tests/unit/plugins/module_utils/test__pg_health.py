@@ -12,13 +12,25 @@ def test_ratio_percent_is_none_when_nothing_was_measured():
 
 
 def row(rank, version, kind="versioned", success=True, description=""):
-    return {"installed_rank": rank, "version": version, "type": kind, "success": success,
-            "description": description, "installed_on": None}
+    return {
+        "installed_rank": rank,
+        "version": version,
+        "type": kind,
+        "success": success,
+        "description": description,
+        "installed_on": None,
+    }
 
 
 def test_migration_state_compares_versions_numerically_and_honours_undo():
-    rows = [row(1, "1.9"), row(2, "1.10", description="ten"), row(3, "2"), row(4, "2", "undo"),
-            row(5, "3", success=False), row(6, None, "repeatable")]
+    rows = [
+        row(1, "1.9"),
+        row(2, "1.10", description="ten"),
+        row(3, "2"),
+        row(4, "2", "undo"),
+        row(5, "3", success=False),
+        row(6, None, "repeatable"),
+    ]
     state = _pg_health.migration_state(rows)
     assert state["version"] == "1.10"
     assert state["description"] == "ten"
@@ -34,7 +46,9 @@ def test_migration_state_of_an_empty_history():
 def test_statements_reasons():
     not_loaded = _pg_health.statements_unavailable_reason([], "", ["app"], None)
     assert "not in shared_preload_libraries" in not_loaded and "app" in not_loaded
-    no_extension = _pg_health.statements_unavailable_reason([], "auto_explain, pg_stat_statements", ["app"], None)
+    no_extension = _pg_health.statements_unavailable_reason(
+        [], "auto_explain, pg_stat_statements", ["app"], None
+    )
     assert "CREATE EXTENSION pg_stat_statements was not run in app" in no_extension
     unreadable = _pg_health.statements_unavailable_reason(["app"], "", ["app"], "must be loaded via ...")
     assert unreadable == "the extension is installed in app but cannot be read: must be loaded via ..."
