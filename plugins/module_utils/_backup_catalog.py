@@ -44,6 +44,7 @@ MANIFEST_KIND = "dbops.datastores/backup"
 MANIFEST_VERSION = 1
 ENGINES = ("postgresql", "mongodb")
 ENGINE_PREFIX = {"postgresql": "pg", "mongodb": "mongodb"}
+LOCK_FILE = ".dbops-backup.lock"  # held by the dbops-backup command while it runs
 _CONTROL_FILES = frozenset({MANIFEST, MARKER, VERIFICATIONS})
 _CHUNK = 1024 * 1024
 
@@ -321,6 +322,8 @@ def scan(root: str) -> Catalog:
     catalog = Catalog(root=path)
     with os.scandir(path) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name == LOCK_FILE:
+                continue
             if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
                 catalog.ignored.append(entry.name)
                 continue

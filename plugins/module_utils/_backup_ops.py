@@ -70,7 +70,8 @@ def backup(engine: str, params: dict[str, Any], root: str, options: dict[str, An
         manifest = _pg_backup.backup(params, root, options)
     else:
         manifest = _mongodb_dump.backup(params, root, options)
-    backup_entry = catalog.Backup(id=manifest["id"], path=os.path.join(root, manifest["id"]), manifest=manifest)
+    path = os.path.join(root, manifest["id"])
+    backup_entry = catalog.Backup(id=manifest["id"], path=path, manifest=manifest)
     return {"changed": True, "plan": plan, "backup": summary(backup_entry)}
 
 
@@ -86,8 +87,9 @@ def select_backup(cat: catalog.Catalog, backup_id: str | None, engine: str | Non
         return found
     latest = cat.latest(engine, database)
     if latest is None:
-        what = " ".join(x for x in (engine and ENGINE_NAMES[engine], database and f"database {database}") if x)
-        raise DbopsError(f"find the latest backup in {cat.root}: no complete {what or ''} backup".replace("  ", " "))
+        parts = [ENGINE_NAMES[engine]] if engine else []
+        parts += [f"backup of database {database}"] if database else ["backup"]
+        raise DbopsError(f"find the latest backup in {cat.root}: there is no complete {' '.join(parts)}")
     return latest
 
 
@@ -122,7 +124,8 @@ def verify(root: str, *, backup_id: str | None = None, engine: str | None = None
             if record.get("ok") and (record.get("kind") == kind or record.get("kind") == "restore"):
                 if catalog.utcnow() - catalog.parse_time(record["time"]) < interval:
                     return {"changed": False, "ok": True, "backup": summary(chosen), "verification": record,
-                            "skipped_reason": f"verified at {record['time']}, within min_interval {min_interval}"}
+                            "skipped_reason":
+                                f"verified at {record['time']}, within min_interval {min_interval}"}
                 break
     scratch = scratch_database or scratch_name(chosen.id)
     started = catalog.utcnow()
@@ -239,8 +242,8 @@ def info(root: str, *, engine: str | None = None, database: str | None = None,
         "root": cat.root,
         "backups": backups,
         "groups": sorted(groups.values(), key=lambda g: (g["engine"], g["database"])),
-        "partials": [{"name": p.name, "started_at": catalog.format_time(p.started_at), "active": p.is_active()}
-                     for p in cat.partials],
+        "partials": [{"name": p.name, "started_at": catalog.format_time(p.started_at),
+                      "active": p.is_active()} for p in cat.partials],
         "ignored": cat.ignored,
         "total_size": sum(b["size"] for b in backups),
         "newest_age_s": min((b["age_s"] for b in backups), default=None),
@@ -269,11 +272,11 @@ def restore(engine: str, params: dict[str, Any], root: str, options: dict[str, A
     target = options.get("database") or chosen.database
     result: dict[str, Any] = {"backup": summary(chosen), "database": target, "restored": False}
     if engine == "postgresql":
-        return _restore_pg(params, chosen, target, options, result, check)
-    return _restore_mongo(params, chosen, target, options, result, check)
+        return _restore_pg(params, chosen, target, options, result=result, check=check)
+    return _restore_mongo(params, chosen, target, options, result=result, check=check)
 
 
-def _restore_pg(params: dict[str, Any], chosen: catalog.Backup, target: str, options: dict[str, Any],
+def _restore_pg(params: dict[str, Any], chosen: catalog.Backup, target: str, options: dict[str, Any], *,
                 result: dict[str, Any], check: bool) -> dict[str, Any]:
     fmt = chosen.manifest["format"]
     if options.get("clean") and fmt == "plain":
@@ -287,15 +290,16 @@ def _restore_pg(params: dict[str, Any], chosen: catalog.Backup, target: str, opt
         commands: list[str] = []
         if not exists:
             if not options.get("create"):
-                raise DbopsError(f"restore backup {chosen.id} into PostgreSQL database {target}: the database "
-                                 "does not exist (set create: true)")
+                raise DbopsError(f"restore backup {chosen.id} into PostgreSQL database {target}: "
+                                 "the database does not exist (set create: true)")
             commands.append(f"CREATE DATABASE {target} TEMPLATE template0")
         elif not options.get("clean") and not _pg_backup.database_is_empty(params, target):
             result.update(changed=False, skipped_reason=f"database {target} is not empty; set clean: true "
                                                         "to replace its objects with the backup's")
             return result
         tool = "psql" if fmt == "plain" else "pg_restore"
-        commands.append(" ".join(_pg_backup.restore_command(chosen.manifest, chosen.path, target, options, tool)))
+        cmd = _pg_backup.restore_command(chosen.manifest, chosen.path, target, options, tool)
+        commands.append(" ".join(cmd))
         result.update(changed=True, commands=commands)
         if check:
             return result
@@ -311,7 +315,7 @@ def _restore_pg(params: dict[str, Any], chosen: catalog.Backup, target: str, opt
     return _finish_restore(chosen, target, counts, started, result)
 
 
-def _restore_mongo(params: dict[str, Any], chosen: catalog.Backup, target: str, options: dict[str, Any],
+def _restore_mongo(params: dict[str, Any], chosen: catalog.Backup, target: str, options: dict[str, Any], *,
                    result: dict[str, Any], check: bool) -> dict[str, Any]:
     from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb  # noqa: PLC0415
 
