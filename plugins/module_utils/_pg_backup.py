@@ -202,7 +202,7 @@ def validate_options(options: dict[str, Any]) -> None:
     if fmt not in FORMATS:
         raise DbopsError(f"back up PostgreSQL database {options.get('database')}: unknown format {fmt!r} "
                          f"(choose one of {', '.join(FORMATS)})")
-    jobs = options.get("jobs") or 1
+    jobs = 1 if options.get("jobs") is None else int(options["jobs"])
     if jobs < 1:
         raise DbopsError("back up PostgreSQL: jobs must be at least 1")
     if jobs > 1 and fmt != "directory":
