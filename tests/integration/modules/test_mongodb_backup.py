@@ -121,11 +121,12 @@ def test_mongodb_restore_four_steps_document_by_document(ansible, mongo_server, 
 
 
 def test_uncompressed_round_trip(ansible, mongo_server, seeded, root):
-    backup = ansible.module("mongodb_backup", mongo_server.params(root=str(root), database=seeded, gzip=False))
+    args = mongo_server.params(root=str(root), database=seeded, gzip=False)
+    backup = ansible.module("mongodb_backup", args)
     assert "messages.bson" in os.listdir(root / backup["backup"]["id"] / "dump" / seeded)
     target = mongo_server.database_name("r")
-    restore = ansible.module("mongodb_restore", mongo_server.params(root=str(root), backup=backup["backup"]["id"],
-                                                                    database=target))
+    args = mongo_server.params(root=str(root), backup=backup["backup"]["id"], database=target)
+    restore = ansible.module("mongodb_restore", args)
     assert restore["restored"] is True, restore
     with mongo_server.client() as client:
         assert bk.mongo_snapshot(client, target) == bk.mongo_snapshot(client, seeded)
@@ -154,13 +155,14 @@ def test_verify_restore_test_and_flipped_byte(ansible, mongo_server, seeded, roo
         assert target not in client.list_database_names()
 
 
-def test_bad_inputs_fail_clearly_and_leave_nothing(ansible, mongo_server, mongo_auth_server, seeded, root,
-                                                   tmp_path):
+def test_bad_inputs_fail_clearly_and_leave_nothing(  # noqa: PLR0917 - pytest fixtures
+        ansible, mongo_server, mongo_auth_server, seeded, root, tmp_path):
     unknown = ansible.module("mongodb_backup", mongo_server.params(root=str(root), database="no_such_db"))
     assert unknown["failed"] is True
     assert "back up MongoDB database no_such_db: the database does not exist" in unknown["msg"]
 
-    missing = ansible.module("mongodb_backup", mongo_server.params(root=str(tmp_path / "nope"), database=seeded))
+    args = mongo_server.params(root=str(tmp_path / "nope"), database=seeded)
+    missing = ansible.module("mongodb_backup", args)
     assert missing["failed"] is True and "does not exist" in missing["msg"]
 
     wrong = ansible.module("mongodb_backup", mongo_auth_server.params(root=str(root), database="admin",
@@ -188,7 +190,8 @@ def test_native_dump_killed_mid_run_leaves_partial_that_retention_removes(ansibl
                 [{"i": i, "pad": os.urandom(512).hex()} for i in range(start, start + 5000)])
     config = tmp_path / "dbops-backup.json"
     config.write_text(json.dumps({"root": str(root), "mongodb": mongo_server.params(),
-                                  "backups": [{"engine": "mongodb", "database": mongo_db, "tool": "native"}]}))
+                                  "backups": [{"engine": "mongodb", "database": mongo_db,
+                                               "tool": "native"}]}))
     proc = subprocess.Popen(bk.cli_command("backup", "--config", str(config)), env=bk.cli_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
@@ -206,7 +209,8 @@ def test_native_dump_killed_mid_run_leaves_partial_that_retention_removes(ansibl
 
     info = ansible.module("backup_info", {"root": str(root)})
     assert info["backups"] == [] and len(info["partials"]) == 1
-    removed = ansible.module("backup_retention", {"root": str(root), "keep_daily": 7, "partial_max_age": "0s"})
+    args = {"root": str(root), "keep_daily": 7, "partial_max_age": "0s"}
+    removed = ansible.module("backup_retention", args)
     assert removed["removed_partials"] == leftovers
     assert bk.entries(root) == []
 

@@ -73,7 +73,7 @@ def test_pg_backup_four_steps(ansible, pg_server, seeded_db, root):
     assert manifest["counts"]["public.messages"] == 300
     assert len(manifest["counts"]) == 6
     # Permissions: directories 0700, files 0600.
-    for dirpath, dirs, files in os.walk(root / backup_id):
+    for dirpath, _dirs, files in os.walk(root / backup_id):
         assert stat.S_IMODE(os.stat(dirpath).st_mode) == 0o700
         for name in files:
             assert stat.S_IMODE(os.stat(os.path.join(dirpath, name)).st_mode) == 0o600
@@ -84,8 +84,8 @@ def test_pg_backup_four_steps(ansible, pg_server, seeded_db, root):
     ("directory", 2, 6, False),
     ("plain", 1, 6, False),
 ])
-def test_round_trip_is_identical_row_by_row(ansible, pg_server, seeded_db, root, fmt, jobs, compression,
-                                            globals_):
+def test_round_trip_is_identical_row_by_row(  # noqa: PLR0917 - pytest fixtures and parameters
+        ansible, pg_server, seeded_db, root, fmt, jobs, compression, globals_):
     args = pg_server.params(root=str(root), database=seeded_db, format=fmt, jobs=jobs, globals=globals_)
     if compression is not None:
         args["compression"] = compression
@@ -101,8 +101,8 @@ def test_round_trip_is_identical_row_by_row(ansible, pg_server, seeded_db, root,
     target = f"r_{uuid.uuid4().hex[:10]}"
     pg_server._created.append(target)
     restore = ansible.module("pg_restore", pg_server.params(
-        root=str(root), backup=backup["backup"]["id"], database=target, create=True, jobs=jobs if fmt != "plain"
-        else 1))
+        root=str(root), backup=backup["backup"]["id"], database=target, create=True,
+        jobs=jobs if fmt != "plain" else 1))
     assert restore.get("failed") is not True, restore
     assert restore["restored"] is True
     assert bk.pg_snapshot(pg_server, target) == bk.pg_snapshot(pg_server, seeded_db)
