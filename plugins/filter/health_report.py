@@ -226,13 +226,24 @@ def backup_tile(entry: dict[str, Any]) -> str:
     ]
     for group in backup.get("groups") or []:
         lines.append(
-            f'<div class="muted">{_e(group.get("database"))}: {_e(group.get("count"))} backups, '
+            f'<div class="muted">{_e(group.get("database"))}: {_e(group.get("count"))} '
+            f"backup{'' if group.get('count') == 1 else 's'}, "
             f"{_e(human_bytes(group.get('size')))}, newest {_e(human_seconds(group.get('latest_age_s')))}"
             f"{'' if group.get('latest_verified') else ', none verified'}</div>"
         )
     for reason in backup.get("stale_reasons") or []:
         lines.append(f'<div style="color:{COLORS["critical"]}">{_e(reason)}</div>')
     return "".join(lines)
+
+
+def backup_state(entry: dict[str, Any]) -> str:
+    """``fresh``, ``stale``, ``unreadable`` or ``not configured`` for the overview."""
+    backup = entry.get("backup")
+    if not backup:
+        return "not configured"
+    if backup.get("failed"):
+        return "unreadable"
+    return "stale" if backup.get("stale") or backup.get("newest_age_s") is None else "fresh"
 
 
 def migration_tile(entry: dict[str, Any]) -> str:
@@ -364,7 +375,7 @@ def host_section(entry: dict[str, Any]) -> str:
     size = health.get("size_bytes")
     return (
         f'<section class="host" style="--c:{color}" data-host="{name}" data-status="{_e(status)}">'
-        f'<h2>{name} <span class="pill">{_e(status)}</span></h2>'
+        f'<h2>{name} <span class="pill">{_e(status)}</span>{_stale_pill(entry)}</h2>'
         f'<div class="sub">{engine} {_e(server.get("version"))} &middot; {_e(role)} &middot; up '
         f"{_e(human_seconds(server.get('uptime_seconds')))} &middot; facts of "
         f"{_e(server.get('collected_at') or health.get('collected_at'))}{absent_note}</div>"
@@ -385,10 +396,24 @@ def host_section(entry: dict[str, Any]) -> str:
     )
 
 
+def _backup_cell(entry: dict[str, Any]) -> str:
+    state = backup_state(entry)
+    color = {"fresh": COLORS["ok"], "stale": COLORS["critical"], "unreadable": COLORS["critical"]}.get(
+        state, COLORS["skipped"]
+    )
+    return f'<td style="color:{color}" data-backup-state="{_e(state)}">{_e(state)}</td>'
+
+
+def _stale_pill(entry: dict[str, Any]) -> str:
+    if backup_state(entry) not in ("stale", "unreadable"):
+        return ""
+    return f' <span class="pill" style="--c:{COLORS["critical"]}">backups {_e(backup_state(entry))}</span>'
+
+
 def overview(hosts: list[dict[str, Any]]) -> str:
     rows = [
         '<table class="overview"><tr><th>Host</th><th>Engine</th><th>Score</th><th>Status</th>'
-        "<th>Findings</th><th>Most severe</th></tr>"
+        "<th>Backups</th><th>Findings</th><th>Most severe</th></tr>"
     ]
     for entry in hosts:
         status = host_status(entry)
@@ -400,7 +425,7 @@ def overview(hosts: list[dict[str, Any]]) -> str:
             f'<td>{_e(entry.get("engine"))}</td><td><b style="color:{COLORS.get(status)}">'
             f"{_e(health.get('score', 'n/a'))}</b></td>"
             f'<td><span class="pill" style="--c:{COLORS.get(status)}">'
-            f"{_e(status)}</span></td><td>{len(findings)}</td><td>{_e(top)}</td></tr>"
+            f"{_e(status)}</span></td>{_backup_cell(entry)}<td>{len(findings)}</td><td>{_e(top)}</td></tr>"
         )
     rows.append("</table>")
     return "".join(rows)

@@ -120,6 +120,13 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
     with mongo_server.client() as client:
         client[mongo_db].events.insert_many([{"n": i} for i in range(500)])
 
+    backups = tmp_path / "backups"
+    backups.mkdir(mode=0o700)
+    backup = ansible.module("dbops.datastores.pg_backup", pg_server.params(root=str(backups), database=db))
+    assert backup.get("failed") is not True, backup.get("msg")
+    empty_root = tmp_path / "no-backups-yet"
+    empty_root.mkdir()
+
     local = {
         "ansible_connection": "local",
         "ansible_python_interpreter": os.environ.get(
@@ -132,7 +139,11 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
             "children": {
                 "postgresql": {
                     "hosts": {
-                        "pg-main": {"health_postgresql": pg_server.params(databases=[db])},
+                        "pg-main": {
+                            "health_postgresql": pg_server.params(databases=[db]),
+                            "health_backup_root": str(backups),
+                            "health_backup_max_age": "24h",
+                        },
                         "pg-stats": {
                             "health_postgresql": pg_stats_server.params(
                                 login_user=role, login_password=password, databases=[stats_db]
@@ -144,7 +155,12 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
                     }
                 },
                 "mongodb": {
-                    "hosts": {"mongo-1": {"health_mongodb": mongo_server.params(databases=[mongo_db])}}
+                    "hosts": {
+                        "mongo-1": {
+                            "health_mongodb": mongo_server.params(databases=[mongo_db]),
+                            "health_backup_root": str(empty_root),
+                        }
+                    }
                 },
             },
         }
@@ -183,13 +199,20 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
         assert shown["values"]["size_bytes"] == str(health["size_bytes"]), name
         assert shown["metrics"]["connections_current"] == str(health["connections"]["current"]), name
         assert shown["findings"] == [f["check"] for f in health["findings"]], name
-        assert shown["metrics"]["backup"] == "not configured"
     for name in ("pg-main", "pg-stats"):
         health, shown = entries[name]["health"], page.hosts[name]
         assert shown["metrics"]["cache_hit_ratio"] == f"{health['cache']['hit_ratio_percent']:.1f}%"
         assert shown["bars"] == {
             f"{t['database']}.{t['schema']}.{t['name']}": t["total_bytes"] for t in health["tables"]
         }
+    # Backup freshness from backup_info: a fresh backup, no backup at all, not configured.
+    pg_backup_facts = entries["pg-main"]["backup"]
+    assert pg_backup_facts["stale"] is False
+    assert page.hosts["pg-main"]["values"]["backup_age_s"] == str(pg_backup_facts["newest_age_s"])
+    assert pg_backup_facts["groups"][0]["database"] == db
+    assert entries["mongo-1"]["backup"]["stale"] is True
+    assert page.hosts["mongo-1"]["metrics"]["backup"] == "no backup found"
+    assert page.hosts["pg-stats"]["metrics"]["backup"] == "not configured"
     # The numbers are the server's.
     orders_bytes = pg_server.query("SELECT pg_total_relation_size('orders')", dbname=db)[0][0]
     assert page.hosts["pg-main"]["bars"][f"{db}.public.orders"] == orders_bytes

@@ -147,3 +147,5 @@ def test_stale_backup_and_failed_host():
     assert 'data-host="db2" data-status="failed"' in html
     assert "connect to PostgreSQL at x: refused" in html
     assert "2 hosts: 1 failed, 1 ok" in html
+    assert 'data-backup-state="stale"' in html and "backups stale</span>" in html
+    assert 'data-backup-state="not configured"' in html
