@@ -108,9 +108,10 @@ def migration_state(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 # Size functions open the relation and would queue behind an ACCESS EXCLUSIVE lock (ALTER TABLE,
 # LOCK TABLE, VACUUM FULL): such relations get no size instead of blocking the health check.
-_LOCKED = (
-    "EXISTS (SELECT 1 FROM pg_locks l WHERE l.relation = {rel} AND l.mode = 'AccessExclusiveLock'"
-    " AND l.pid <> pg_backend_pid())"
+# pg_locks is read once per query (a materialized CTE), not once per relation.
+_LOCKED_CTE = (
+    "WITH locked AS MATERIALIZED (SELECT DISTINCT relation FROM pg_locks"
+    " WHERE mode = 'AccessExclusiveLock' AND pid <> pg_backend_pid() AND relation IS NOT NULL) "
 )
 SESSION_SETTINGS = "SET lock_timeout = '5s'; SET statement_timeout = '120s'"
 
@@ -320,10 +321,10 @@ def _replication(conn: Any, in_recovery: bool) -> dict[str, Any]:
 def _tables(conn: Any, database: str) -> list[dict[str, Any]]:
     rows = _rows(
         conn,
-        """
+        _LOCKED_CTE
+        + """
         SELECT t.schemaname AS schema, t.relname AS name,
-               CASE WHEN NOT x.locked THEN pg_total_relation_size(t.relid) END AS total_bytes,
-               CASE WHEN NOT x.locked THEN pg_relation_size(t.relid) END AS table_bytes,
+               CASE WHEN NOT x.locked THEN pg_table_size(t.relid) END AS table_bytes,
                CASE WHEN NOT x.locked THEN pg_indexes_size(t.relid) END AS index_bytes, x.locked,
                t.n_live_tup AS live_tuples, t.n_dead_tup AS dead_tuples,
                t.n_mod_since_analyze AS mod_since_analyze,
@@ -336,13 +337,13 @@ def _tables(conn: Any, database: str) -> list[dict[str, Any]]:
         FROM pg_stat_user_tables t
         JOIN pg_class c ON c.oid = t.relid
         LEFT JOIN pg_statio_user_tables io ON io.relid = t.relid
-        CROSS JOIN LATERAL (SELECT """
-        + _LOCKED.format(rel="t.relid")
-        + """ AS locked) x
+        CROSS JOIN LATERAL (SELECT t.relid IN (SELECT relation FROM locked) AS locked) x
     """,
     )
     for row in rows:
         row["database"] = database
+        # pg_total_relation_size() is exactly this sum; computing it again would stat every file twice.
+        row["total_bytes"] = None if row["locked"] else row["table_bytes"] + row["index_bytes"]
         live, dead = row["live_tuples"] or 0, row["dead_tuples"] or 0
         row["dead_ratio_percent"] = ratio_percent(dead, live + dead, 1)
         # Estimate: the share of the heap taken by dead tuples (pgstattuple gives exact numbers).
@@ -373,11 +374,11 @@ def _index_io(conn: Any) -> tuple[int, int]:
 def _unused_indexes(conn: Any, database: str, stats_reset: str | None) -> list[dict[str, Any]]:
     rows = _rows(
         conn,
-        """
-        SELECT s.schemaname AS schema, s.relname AS table, s.indexrelname AS name,
-               CASE WHEN NOT """
-        + _LOCKED.format(rel="s.indexrelid")
+        _LOCKED_CTE
         + """
+        SELECT s.schemaname AS schema, s.relname AS table, s.indexrelname AS name,
+               CASE WHEN s.indexrelid NOT IN (SELECT relation FROM locked)
+                     AND s.relid NOT IN (SELECT relation FROM locked)
                     THEN pg_relation_size(s.indexrelid) END AS size_bytes, s.idx_scan
         FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
         WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid

@@ -279,7 +279,7 @@ databases:
 tables:
   description:
     - The largest tables (O(max_tables)) of the inspected databases, with sizes, live/dead tuples,
-      dead tuple percentage, bloat estimate (heap share of dead tuples), scans, index usage, cache hit
+      dead tuple percentage, bloat estimate (share of C(pg_table_size) taken by dead tuples), scans, index usage, cache hit
       ratio, last (auto)vacuum and (auto)analyze, and whether autovacuum is enabled for the table.
   returned: always
   type: list
