@@ -279,8 +279,9 @@ databases:
 tables:
   description:
     - The largest tables (O(max_tables)) of the inspected databases, with sizes, live/dead tuples,
-      dead tuple percentage, bloat estimate (share of C(pg_table_size) taken by dead tuples), scans, index usage, cache hit
-      ratio, last (auto)vacuum and (auto)analyze, and whether autovacuum is enabled for the table.
+      dead tuple percentage, bloat estimate (share of C(pg_table_size) taken by dead tuples), scans,
+      index usage, cache hit ratio, last (auto)vacuum and (auto)analyze, whether autovacuum is
+      enabled for the table, and C(locked) (no sizes while another session holds it exclusively).
   returned: always
   type: list
   elements: dict
