@@ -1,0 +1,723 @@
+# Copyright: dbops.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL side of pg_migrate: history table, locking, execution of the planned steps.
+
+The engine-neutral rules (names, versions, checksums, the plan) live in ``_migrations``; this
+file adds what is specific to PostgreSQL:
+
+- the history table (created on first use, schema-qualified, one row per executed script);
+- a session advisory lock taken on a connection of its own that stays idle outside any
+  transaction (so ``CREATE INDEX CONCURRENTLY``, which waits for older snapshots, cannot deadlock
+  on it); waiting is a bounded poll, and a timeout names the holder from ``pg_locks`` and
+  ``pg_stat_activity``;
+- one transaction per migration that includes its history row, sent as one message
+  (``BEGIN; LOCK history; <script>; INSERT history row; COMMIT``) so a killed runner leaves either
+  the whole migration with its row or nothing; a runner reads the history under a lock that
+  conflicts with that ``LOCK``, so it waits for such an orphaned transaction to finish;
+- ``-- dbops:transaction=off`` scripts run statement by statement in autocommit, bracketed by a
+  history row that is written as failed first and marked successful at the end: a failure (or a
+  kill) leaves a failed row that blocks later runs until ``repair``;
+- placeholders, pre-checks, session timeouts and error messages that name the file, line and the
+  server's message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import socket
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.dbops.datastores.plugins.module_utils import _migrations as mig
+from ansible_collections.dbops.datastores.plugins.module_utils import _pg_script
+from ansible_collections.dbops.datastores.plugins.module_utils import _postgres as pg
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+
+EXTENSIONS = ("sql",)
+DEFAULT_HISTORY_TABLE = "dbops_schema_history"
+LOCK_CLASS_ID = 0x64626F70  # "dbop": first key of the two-key advisory lock
+_DIRECTIVE = re.compile(r"^--\s*dbops:\s*([A-Za-z_]+)\s*=\s*(\S+)\s*$")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+_DIRECTIVES = {"transaction": ("on", "off")}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the task asks for (module options minus the connection)."""
+
+    path: str
+    target: str | None = None
+    allow_downgrade: bool = False
+    out_of_order: bool = False
+    validate_checksums: bool = True
+    baseline_version: str | None = None
+    placeholders: dict[str, str] = field(default_factory=dict)
+    history_schema: str = "public"
+    history_table: str = DEFAULT_HISTORY_TABLE
+    lock_timeout: float = 60.0
+    statement_timeout: str | None = None
+    session_lock_timeout: str | None = None
+    repair: bool = False
+    require_server_version: str | None = None
+    require_extensions: tuple[str, ...] = ()
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Settings:
+        given = params.get("placeholders") or {}
+        placeholders = {str(k): "" if v is None else str(v) for k, v in given.items()}
+        return cls(
+            path=params["path"],
+            target=params.get("target"),
+            allow_downgrade=bool(params.get("allow_downgrade")),
+            out_of_order=bool(params.get("out_of_order")),
+            validate_checksums=params.get("validate_checksums", True) is not False,
+            baseline_version=params.get("baseline_version"),
+            placeholders=placeholders,
+            history_schema=params.get("history_schema") or "public",
+            history_table=params.get("history_table") or DEFAULT_HISTORY_TABLE,
+            lock_timeout=float(params.get("lock_timeout") if params.get("lock_timeout") is not None else 60),
+            statement_timeout=params.get("statement_timeout"),
+            session_lock_timeout=params.get("session_lock_timeout"),
+            repair=bool(params.get("repair")),
+            require_server_version=params.get("require_server_version"),
+            require_extensions=tuple(params.get("require_extensions") or ()),
+        )
+
+    def plan_options(self) -> mig.PlanOptions:
+        return mig.PlanOptions(
+            target=self.target, allow_downgrade=self.allow_downgrade, out_of_order=self.out_of_order,
+            validate_checksums=self.validate_checksums, baseline_version=self.baseline_version,
+            repair=self.repair,
+        )
+
+    @property
+    def history_name(self) -> str:
+        return f"{self.history_schema}.{self.history_table}"
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier the way PostgreSQL does (always quoted, "" doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def history_ident(settings: Settings) -> str:
+    return f"{quote_ident(settings.history_schema)}.{quote_ident(settings.history_table)}"
+
+
+def history_ddl(settings: Settings) -> str:
+    """The history table, created on first use."""
+    table = history_ident(settings)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} (\n"
+        "  installed_rank bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+        "  version text,\n"
+        "  description text NOT NULL,\n"
+        "  type text NOT NULL CHECK (type IN ('versioned', 'undo', 'repeatable', 'baseline')),\n"
+        "  script text NOT NULL,\n"
+        "  checksum text,\n"
+        "  installed_by text NOT NULL DEFAULT session_user,\n"
+        "  installed_on timestamptz NOT NULL DEFAULT now(),\n"
+        "  execution_ms integer NOT NULL DEFAULT 0,\n"
+        "  success boolean NOT NULL\n"
+        ")"
+    )
+
+
+def lock_keys(database: str, settings: Settings) -> tuple[int, int]:
+    """The two int4 keys of the advisory lock that guards one history table."""
+    name = f"{database}/{settings.history_schema}.{settings.history_table}".encode()
+    return LOCK_CLASS_ID, zlib.crc32(name) & 0x7FFFFFFF
+
+
+def parse_directives(text: str, script: str) -> dict[str, str]:
+    """``-- dbops:key=value`` lines at the top of a script (before the first SQL line)."""
+    directives: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("--"):
+            break
+        match = _DIRECTIVE.match(stripped)
+        if match is None:
+            if re.match(r"^--\s*dbops:", stripped):
+                raise DbopsError(
+                    f"parse {script}: malformed directive {stripped!r} (expected -- dbops:key=value)"
+                )
+            continue
+        key, value = match.group(1).lower(), match.group(2).lower()
+        if key not in _DIRECTIVES:
+            known = ", ".join(_DIRECTIVES)
+            raise DbopsError(f"parse {script}: unknown directive dbops:{key} (known: {known})")
+        if value not in _DIRECTIVES[key]:
+            allowed = " or ".join(_DIRECTIVES[key])
+            raise DbopsError(f"parse {script}: dbops:{key}={value} is not valid (use {allowed})")
+        directives[key] = value
+    return directives
+
+
+def substitute(text: str, placeholders: dict[str, str], script: str) -> str:
+    """Replace ``${name}`` with its value; with placeholders set, an unknown name is an error."""
+    if not placeholders:
+        return text
+    unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(placeholders))
+    if unknown:
+        raise DbopsError(
+            f"substitute placeholders in {script}: no value for " + ", ".join(f"${{{n}}}" for n in unknown)
+            + f" (placeholders given: {', '.join(sorted(placeholders))})"
+        )
+    return _PLACEHOLDER.sub(lambda m: placeholders[m.group(1)], text)
+
+
+def required_version_num(text: str) -> int:
+    """``server_version_num`` for a version written ``16``, ``15.4`` or ``9.6.3``."""
+    try:
+        parts = [int(p) for p in str(text).strip().split(".")]
+    except ValueError:
+        raise DbopsError(f"pre-check server version: {text!r} is not a version like 15 or 15.4") from None
+    if not parts or len(parts) > 3:
+        raise DbopsError(f"pre-check server version: {text!r} is not a version like 15 or 15.4")
+    parts += [0] * (3 - len(parts))
+    if parts[0] >= 10:
+        return parts[0] * 10000 + parts[1]
+    return parts[0] * 10000 + parts[1] * 100 + parts[2]
+
+
+@dataclass
+class Script:
+    """A planned step with the SQL it will run."""
+
+    step: mig.Step
+    sql: str
+    transactional: bool
+    statements: list[_pg_script.Statement]
+
+    @property
+    def action_label(self) -> str:
+        return {mig.ACTION_UNDO: "undo migration", mig.ACTION_REPEATABLE: "apply repeatable migration"}.get(
+            self.step.action, "apply migration"
+        )
+
+    def to_dict(self, with_sql: bool) -> dict[str, Any]:
+        data = self.step.to_dict()
+        data["transaction"] = self.transactional
+        if with_sql:
+            data["sql"] = self.sql
+        return data
+
+
+def prepare(step: mig.Step, placeholders: dict[str, str]) -> Script:
+    """Read, substitute and check one step's script (``DbopsError`` before anything runs)."""
+    if step.migration is None:
+        raise DbopsError(f"prepare {step.action} step: it has no script")
+    name = step.migration.script
+    raw = step.migration.text()
+    directives = parse_directives(raw, name)
+    transactional = directives.get("transaction", "on") == "on"
+    sql = substitute(raw, placeholders, name)
+    statements = _pg_script.split(sql, name)
+    problems = _pg_script.meta_command_problems(statements)
+    if transactional:
+        problems += [
+            (stmt, f"{reason}: add '-- dbops:transaction=off' as the first line to run this script"
+                   " statement by statement in autocommit")
+            if "CONCURRENTLY" in reason or "cannot run inside" in reason else (stmt, reason)
+            for stmt, reason in _pg_script.transaction_problems(statements)
+        ]
+    if problems:
+        details = "; ".join(f"line {stmt.line}: {reason}" for stmt, reason in problems)
+        raise DbopsError(f"check {name}: {details}")
+    return Script(step, sql, transactional, statements)
+
+
+def prepare_all(steps: Sequence[mig.Step], placeholders: dict[str, str]) -> list[Script]:
+    """Prepare every step that runs a script; all problems are reported together."""
+    scripts: list[Script] = []
+    problems: list[str] = []
+    for step in steps:
+        if step.migration is None:
+            continue
+        try:
+            scripts.append(prepare(step, placeholders))
+        except DbopsError as exc:
+            problems.append(exc.msg)
+    if problems:
+        raise DbopsError("check migrations: " + "; ".join(problems), problems=problems)
+    return scripts
+
+
+def server_message(exc: Any) -> str:
+    """The server's error as psql shows it, without the LINE/caret echo of the query."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if not primary:
+        return " ".join(str(exc).split()) or type(exc).__name__
+    severity = getattr(diag, "severity", None) or "ERROR"
+    parts = [f"{severity}:  {primary}"]
+    for label, attr in (("DETAIL", "message_detail"), ("HINT", "message_hint"), ("CONTEXT", "context")):
+        value = getattr(diag, attr, None)
+        if value:
+            parts.append(f"{label}:  {' '.join(value.split())}")
+    code = getattr(exc, "pgcode", None)
+    if code:
+        parts.append(f"(SQLSTATE {code})")
+    return " ".join(parts)
+
+
+def error_position(exc: Any) -> int | None:
+    """1-based character position of the error in the query the server received, if any."""
+    diag = getattr(exc, "diag", None)
+    value = getattr(diag, "statement_position", None) if diag is not None else None
+    try:
+        return int(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def locate(sql: str, offset: int) -> str:
+    """``line N, column M`` of character ``offset`` (0-based) in ``sql``, with the line's text."""
+    line = _pg_script.line_of(sql, offset)
+    line_start = sql.rfind("\n", 0, offset) + 1
+    line_end = sql.find("\n", offset)
+    text = sql[line_start: line_end if line_end >= 0 else len(sql)].strip()
+    if len(text) > 120:
+        text = text[:117] + "..."
+    return f"line {line}, column {offset - line_start + 1} ({text})"
+
+
+PROGRESS_TAG = "dbops:statement:"
+
+
+@dataclass
+class TransactionMessage:
+    """One migration as a single simple-query message, with where each statement sits in it."""
+
+    text: str
+    prefix_end: int
+    spans: list[tuple[int, int, _pg_script.Statement, int]]  # start, end, statement, number
+    markers: bool
+
+    def locate_failure(self, sql: str, position: int | None, notices: Sequence[str]) -> str:
+        """Where in the script an error happened: " statement N at line L, column C (...)"."""
+        if position is not None:
+            return self._by_position(sql, position)
+        return self._by_progress(sql, notices) if self.markers else ""
+
+    def _by_position(self, sql: str, position: int) -> str:
+        if position <= self.prefix_end:
+            return " while locking the history table"
+        for start, end, statement, number in self.spans:
+            if start < position <= end:
+                return f" statement {number} at {locate(sql, statement.offset + position - 1 - start)}"
+        return " while recording it in the history"
+
+    def _by_progress(self, sql: str, notices: Sequence[str]) -> str:
+        reached = None
+        for notice in notices:
+            found = re.search(re.escape(PROGRESS_TAG) + r"(\d+)", notice)
+            if found:
+                reached = int(found.group(1))
+        if reached is None:
+            return " while locking the history table"
+        where = " while recording it in the history"
+        for _start, _end, statement, number in self.spans:
+            if number == reached:
+                where = f" statement {number} at {locate(sql, statement.offset)}"
+        return where
+
+
+def transaction_message(table: str, statements: Sequence[_pg_script.Statement], insert: str,
+                        markers: bool = True) -> TransactionMessage:
+    """``BEGIN; LOCK history; [notice N; statement N;]...; [notice 0;] INSERT; COMMIT`` as one string.
+
+    With ``markers`` each statement is preceded by a tiny ``DO`` block raising the notice
+    ``dbops:statement:N``; notices reach the client as they are raised, so after an error without
+    a position the last notice tells which statement was running.
+    """
+    prefix = f"BEGIN;\nLOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n"
+    parts = [prefix]
+    size = len(prefix)
+    spans = []
+
+    def marker(number: int) -> str:
+        return f"DO $dbops$BEGIN RAISE NOTICE '{PROGRESS_TAG}{number}'; END$dbops$;\n" if markers else ""
+
+    for number, statement in enumerate(statements, 1):
+        tag = marker(number)
+        body = statement.text if statement.text.rstrip().endswith(";") else statement.text + "\n;"
+        spans.append((size + len(tag), size + len(tag) + len(statement.text), statement, number))
+        parts += [tag, body, "\n"]
+        size += len(tag) + len(body) + 1
+    parts += [marker(0), insert, ";\nCOMMIT;"]
+    return TransactionMessage("".join(parts), len(prefix), spans, markers)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def application_name(role: str) -> str:
+    """Identifies this runner in pg_stat_activity (host and process), at most 63 bytes."""
+    return f"dbops pg_migrate {role} {socket.gethostname()[:24]}:{os.getpid()}"[:63]
+
+
+def open_connection(params: dict[str, Any], role: str) -> Any:
+    """A UTF-8, autocommit psycopg2 connection named for pg_stat_activity."""
+    pg.require_driver()
+    kwargs = pg.conn_kwargs(params)
+    kwargs["application_name"] = application_name(role)
+    try:
+        conn = pg.psycopg2.connect(**kwargs)
+    except pg.psycopg2.Error as exc:
+        raise DbopsError(pg.connect_error_message(str(exc), pg.describe_target(kwargs))) from exc
+    conn.autocommit = True
+    conn.set_client_encoding("UTF8")
+    return conn
+
+
+class Migrator:
+    """One pg_migrate run against one database."""
+
+    def __init__(self, params: dict[str, Any], settings: Settings) -> None:
+        self.params = params
+        self.settings = settings
+        self.conn: Any = None
+        self.lock_conn: Any = None
+        self.database: str = ""
+        self.server: dict[str, Any] = {}
+        self.table_exists = False
+        self.markers = False  # progress notices in transactional migrations (needs plpgsql)
+
+    # ---- connections, pre-checks, settings
+
+    def connect(self) -> None:
+        self.conn = open_connection(self.params, "migrate")
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT current_database(), current_setting('server_version'),"
+                " current_setting('server_version_num')::int,"
+                " EXISTS (SELECT 1 FROM pg_language WHERE lanname = 'plpgsql'),"
+                " current_setting('client_min_messages') IN ('warning', 'error')"
+            )
+            self.database, version, num, self.markers, quiet = cur.fetchone()
+            if self.markers and quiet:
+                cur.execute("SET client_min_messages = notice")
+        self.server = {"server_version": version, "server_version_num": num}
+        for setting, value in (("statement_timeout", self.settings.statement_timeout),
+                               ("lock_timeout", self.settings.session_lock_timeout)):
+            if value in (None, ""):
+                continue
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute(f"SET {setting} = %s", (str(value),))
+            except pg.psycopg2.Error as exc:
+                raise DbopsError(f"set {setting} to {value!r}: {server_message(exc)}") from exc
+
+    def close(self) -> None:
+        for conn in (self.conn, self.lock_conn):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+        self.conn = self.lock_conn = None
+
+    def pre_checks(self) -> None:
+        """require_server_version / require_extensions, before any change."""
+        wanted = self.settings.require_server_version
+        if wanted and self.server["server_version_num"] < required_version_num(wanted):
+            raise DbopsError(
+                f"pre-check server version of {self.database}: PostgreSQL"
+                f" {self.server['server_version']} is older than the required {wanted}"
+            )
+        names = list(self.settings.require_extensions)
+        if names:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT name FROM pg_available_extensions WHERE name = ANY(%s)", (names,))
+                available = {row[0] for row in cur.fetchall()}
+            missing = [n for n in names if n not in available]
+            if missing:
+                raise DbopsError(
+                    f"pre-check extensions of {self.database}: not available on the server: "
+                    + ", ".join(missing) + " (install the packages that provide them)"
+                )
+
+    # ---- lock
+
+    def acquire_lock(self) -> float:
+        """Take the advisory lock on its own idle connection; return seconds waited."""
+        self.lock_conn = open_connection(self.params, "lock")
+        keys = lock_keys(self.database, self.settings)
+        start = time.monotonic()
+        deadline = start + max(0.0, self.settings.lock_timeout)
+        delay = 0.02
+        while True:
+            with self.lock_conn.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s, %s)", keys)
+                if cur.fetchone()[0]:
+                    return time.monotonic() - start
+            now = time.monotonic()
+            if now >= deadline:
+                raise DbopsError(
+                    f"lock migrations of {self.database} ({self.settings.history_name}): still held after"
+                    f" {self.settings.lock_timeout:g}s by {self.describe_holder(keys)}",
+                    lock_holder=self.holder(keys),
+                )
+            time.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, 0.25)
+
+    def holder(self, keys: tuple[int, int]) -> dict[str, Any] | None:
+        with self.lock_conn.cursor() as cur:
+            cur.execute(
+                "SELECT a.pid, a.usename, a.application_name, host(a.client_addr), a.backend_start::text,"
+                " (SELECT m.query FROM pg_stat_activity m WHERE m.application_name ="
+                "   replace(a.application_name, ' lock ', ' migrate ') AND m.pid <> a.pid"
+                "   AND m.state <> 'idle' LIMIT 1)"
+                " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.database ="
+                "   (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid AND l.objsubid = 2",
+                keys,
+            )
+            row = cur.fetchone()
+        if row is None:
+            return None
+        return {"pid": row[0], "user": row[1], "application_name": row[2], "client_addr": row[3],
+                "backend_start": row[4], "running": row[5]}
+
+    def describe_holder(self, keys: tuple[int, int]) -> str:
+        info = self.holder(keys)
+        if info is None:
+            return "another session (it has just released it)"
+        text = (f"pid {info['pid']} (user {info['user']}, application {info['application_name']!r},"
+                f" client {info['client_addr'] or 'local socket'}, connected since {info['backend_start']})")
+        if info["running"]:
+            running = " ".join(info["running"].split())
+            text += f", which is running: {running[:200]}"
+        return text
+
+    # ---- history
+
+    def read_history(self, locked: bool) -> list[mig.HistoryRow]:
+        table = history_ident(self.settings)
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+            self.table_exists = bool(cur.fetchone()[0])
+            if not self.table_exists:
+                return []
+            select = (f"SELECT installed_rank, type, version, description, script, checksum, success,"
+                      f" installed_by, installed_on::text, execution_ms FROM {table} ORDER BY installed_rank")
+            try:
+                if locked:
+                    # Waits for a transaction of a killed runner that is still finishing its migration.
+                    wait_ms = max(1, int(self.settings.lock_timeout * 1000))
+                    cur.execute(f"BEGIN; SET LOCAL lock_timeout = {wait_ms};"
+                                f" LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE; {select}")
+                    rows = cur.fetchall()
+                    cur.execute("COMMIT")
+                else:
+                    cur.execute(select)
+                    rows = cur.fetchall()
+            except pg.psycopg2.Error as exc:
+                self._rollback()
+                raise DbopsError(
+                    f"read history table {self.settings.history_name}: {server_message(exc)}"
+                ) from exc
+        return [mig.HistoryRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows]
+
+    def ensure_history_table(self) -> bool:
+        """Create the schema and table when missing; return whether anything was created."""
+        if self.table_exists:
+            return False
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.settings.history_schema,))
+                statements = [] if cur.fetchone() else [
+                    f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.settings.history_schema)}"
+                ]
+                statements.append(history_ddl(self.settings))
+                cur.execute("BEGIN; " + "; ".join(statements) + "; COMMIT")
+        except pg.psycopg2.Error as exc:
+            self._rollback()
+            raise DbopsError(
+                f"create history table {self.settings.history_name}: {server_message(exc)}"
+            ) from exc
+        self.table_exists = True
+        return True
+
+    def _rollback(self) -> None:
+        try:
+            if self.conn is not None and not self.conn.closed:
+                with self.conn.cursor() as cur:
+                    cur.execute("ROLLBACK")
+        except pg.psycopg2.Error:
+            pass
+
+    def _insert_sql(self, cur: Any, step: mig.Step, kind: str, success: bool, execution_ms: str) -> str:
+        table = history_ident(self.settings)
+        version = step.version.text if step.version is not None else None
+        row = (version, step.description, kind, step.script, step.checksum)
+        values = cur.mogrify("%s, %s, %s, %s, %s", row)
+        return (f"INSERT INTO {table} (version, description, type, script, checksum, execution_ms, success)"
+                f" VALUES ({values.decode()}, {execution_ms}, {'true' if success else 'false'})")
+
+    # ---- steps
+
+    def run_bookkeeping(self, step: mig.Step) -> dict[str, Any]:
+        """repair and baseline steps: history changes only."""
+        table = history_ident(self.settings)
+        started = time.monotonic()
+        with self.conn.cursor() as cur:
+            try:
+                if step.action == mig.ACTION_REPAIR:
+                    ranks = [row.rank for row in step.rows]
+                    cur.execute(f"DELETE FROM {table} WHERE success = false AND installed_rank = ANY(%s)",
+                                (ranks,))
+                else:
+                    cur.execute(self._insert_sql(cur, step, mig.KIND_BASELINE, True, "0"))
+            except pg.psycopg2.Error as exc:
+                raise DbopsError(
+                    f"{step.action} history {self.settings.history_name}: {server_message(exc)}"
+                ) from exc
+        result = step.to_dict()
+        result["execution_ms"] = int((time.monotonic() - started) * 1000)
+        return result
+
+    def run_script(self, script: Script) -> dict[str, Any]:
+        kind = {mig.ACTION_UNDO: mig.KIND_UNDO, mig.ACTION_REPEATABLE: mig.KIND_REPEATABLE}.get(
+            script.step.action, mig.KIND_VERSIONED
+        )
+        started = time.monotonic()
+        if script.transactional:
+            self._run_transactional(script, kind, started)
+        else:
+            self._run_autocommit(script, kind, started)
+        result = script.to_dict(with_sql=False)
+        result["execution_ms"] = int((time.monotonic() - started) * 1000)
+        return result
+
+    def _run_transactional(self, script: Script, kind: str, started: float) -> None:
+        """The whole migration, its history row and the COMMIT in one message (one round trip).
+
+        A killed runner leaves either all of it or nothing. Errors are mapped back to the
+        statement and line through the server's position, or, for errors without one (timeouts,
+        constraint violations), through the progress notices (see transaction_message).
+        """
+        table = history_ident(self.settings)
+        elapsed = "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int"
+        with self.conn.cursor() as cur:
+            insert = self._insert_sql(cur, script.step, kind, True, elapsed)
+            message = transaction_message(table, script.statements, insert, markers=self.markers)
+            del self.conn.notices[:]
+            try:
+                cur.execute(message.text)
+            except pg.psycopg2.Error as exc:
+                notices = list(self.conn.notices)
+                self._rollback()
+                where = message.locate_failure(script.sql, error_position(exc), notices)
+                raise DbopsError(
+                    f"{script.action_label} {script.step.script}{where}: {server_message(exc)}"
+                    " (rolled back: the database is as before this migration)",
+                    script=script.step.script, sqlstate=getattr(exc, "pgcode", None),
+                ) from exc
+
+    def _run_autocommit(self, script: Script, kind: str, started: float) -> None:
+        table = history_ident(self.settings)
+        with self.conn.cursor() as cur:
+            try:
+                insert = self._insert_sql(cur, script.step, kind, False, "0")
+                cur.execute(insert + " RETURNING installed_rank")
+                rank = cur.fetchone()[0]
+            except pg.psycopg2.Error as exc:
+                raise DbopsError(f"record {script.step.script} in {self.settings.history_name}:"
+                                 f" {server_message(exc)}") from exc
+            for number, statement in enumerate(script.statements, 1):
+                try:
+                    cur.execute(statement.text)
+                except pg.psycopg2.Error as exc:
+                    position = error_position(exc)
+                    offset = statement.offset + (position - 1 if position else 0)
+                    elapsed_ms = int((time.monotonic() - started) * 1000)
+                    with contextlib.suppress(pg.psycopg2.Error):
+                        cur.execute(f"UPDATE {table} SET execution_ms = %s WHERE installed_rank = %s",
+                                    (elapsed_ms, rank))
+                    done = (f"statements 1-{number - 1} stay applied" if number > 1
+                            else "no statement was applied")
+                    raise DbopsError(
+                        f"{script.action_label} {script.step.script} (transaction=off) statement {number} at"
+                        f" {locate(script.sql, offset)}: {server_message(exc)} ({done}; recorded as failed in"
+                        f" {self.settings.history_name}: fix the database, then run with repair=true)",
+                        script=script.step.script, sqlstate=getattr(exc, "pgcode", None),
+                    ) from exc
+            elapsed_ms = int((time.monotonic() - started) * 1000)
+            cur.execute(f"UPDATE {table} SET success = true, execution_ms = %s WHERE installed_rank = %s",
+                        (elapsed_ms, rank))
+
+
+def diff(version_before: str | None, version_after: str | None,
+         steps: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Ansible diff: the version before and after, and the scripts in between."""
+    lines = [f"{s['action']} {s['script']}" for s in steps]
+    return {
+        "before_header": "schema version",
+        "after_header": "schema version",
+        "before": f"version: {version_before or '(none)'}\n",
+        "after": f"version: {version_after or '(none)'}\n" + "".join(f"# {line}\n" for line in lines),
+    }
+
+
+def _text(version: mig.Version | None) -> str | None:
+    return str(version) if version is not None else None
+
+
+def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    """Run pg_migrate; return the module result (``DbopsError`` on failure, with partial results)."""
+    settings = Settings.from_params(params)
+    migrations = mig.discover(settings.path, EXTENSIONS)
+    migrator = Migrator(params, settings)
+    applied: list[dict[str, Any]] = []
+    try:
+        migrator.connect()
+        migrator.pre_checks()
+        lock_wait = 0.0 if check_mode else migrator.acquire_lock()
+        history = migrator.read_history(locked=not check_mode)
+        plan = mig.plan(migrations, history, settings.plan_options())
+        scripts = {id(s.step): s for s in prepare_all(plan.steps, settings.placeholders)}
+        result: dict[str, Any] = {
+            "changed": plan.changed,
+            "version_before": _text(plan.version_before),
+            "version": _text(plan.version_after),
+            "pending": plan.pending,
+            "history_table": settings.history_name,
+            "database": migrator.database,
+            "server_version": migrator.server["server_version"],
+            "lock_wait_s": round(lock_wait, 3),
+        }
+        if check_mode or not plan.steps:
+            result["plan"] = [scripts[id(s)].to_dict(with_sql=True) if id(s) in scripts else s.to_dict()
+                              for s in plan.steps]
+            result["applied"] = []
+            return result
+        migrator.ensure_history_table()
+        for step in plan.steps:
+            script = scripts.get(id(step))
+            applied.append(migrator.run_script(script) if script else migrator.run_bookkeeping(step))
+        result["applied"] = applied
+        return result
+    except DbopsError as exc:
+        exc.details.setdefault("applied", applied)
+        if applied:
+            exc.details["changed"] = True
+            try:
+                state = mig.history_state(migrator.read_history(locked=False))
+                exc.details["version"] = _text(state.current())
+            except (DbopsError, pg.psycopg2.Error):
+                pass
+        raise
+    finally:
+        migrator.close()

@@ -1,0 +1,288 @@
+#!/usr/bin/python
+# Copyright: dbops.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_migrate
+short_description: Apply versioned SQL migrations to a PostgreSQL database
+version_added: 0.1.0
+description:
+  - Brings the database named by O(login_db) to a target version by running the SQL files in
+    O(path), and records each one in a history table.
+  - "File names: C(V<version>__<description>.sql) (versioned), C(U<version>__<description>.sql)
+    (undo of that version), C(R__<description>.sql) (repeatable, re-applied whenever its content
+    changes, after the versioned ones). Versions compare numerically part by part: C(1.10) is
+    after C(1.9), C(009) is the same version as C(9). Other extensions are ignored; a C(.sql) file
+    that does not follow these names, two files with the same version, or an undo file without
+    its versioned file fail the task before anything runs."
+  - Each migration runs in its own transaction together with its history row, so a failed or
+    interrupted migration leaves the database exactly as before it. A script whose first line is
+    C(-- dbops:transaction=off) runs statement by statement in autocommit instead (needed for
+    C(CREATE INDEX CONCURRENTLY)); if it fails it is recorded as failed and blocks later runs
+    until O(repair=true).
+  - A session advisory lock, held on a separate idle connection, keeps concurrent runners (several
+    hosts, overlapping schedules) from applying the same migration; a runner waits at most
+    O(lock_timeout) seconds, then fails naming the session that holds the lock.
+  - Applied migrations are checked against their files (sha256 of the file bytes); a changed file
+    fails the task unless O(validate_checksums=false).
+  - In check mode the task returns the ordered plan with each script's SQL and changes nothing,
+    not even the history table. See the migrations guide (docs/migrations.md) for the details.
+options:
+  path:
+    description:
+      - Directory with the migration files, searched recursively (hidden files are skipped).
+      - The files are read on the managed host.
+    type: path
+    required: true
+  target:
+    description:
+      - Version to migrate to. C(latest) applies every versioned migration.
+      - A version lower than the current one undoes the later migrations with their C(U) scripts,
+        newest first, only with O(allow_downgrade=true); the task fails when an undo script is
+        missing. C(0) undoes every migration.
+      - Quote versions in YAML (C("1.10")); unquoted, C(1.10) is the number 1.1.
+    type: str
+    default: latest
+  allow_downgrade:
+    description:
+      - Allow O(target) to be lower than the current version.
+    type: bool
+    default: false
+  out_of_order:
+    description:
+      - Apply pending migrations whose version is lower than the highest applied one (for example
+        a hotfix branch merged late). Without it such migrations fail the task.
+    type: bool
+    default: false
+  validate_checksums:
+    description:
+      - Fail when the file of an applied migration changed since it was applied, or is gone.
+    type: bool
+    default: true
+  baseline_version:
+    description:
+      - Adopt an existing database. When the history table is empty, record this version as the
+        baseline; migrations up to it are treated as applied and never run.
+      - Ignored once migrations have been recorded; a different recorded baseline is an error.
+    type: str
+  placeholders:
+    description:
+      - Values substituted for C(${name}) in the scripts before they run (inserted as they are,
+        not quoted). The checksum stays that of the file as written.
+      - When set, a C(${name}) without a value fails the task before anything runs.
+    type: dict
+    default: {}
+  history_schema:
+    description:
+      - Schema of the history table (created if missing).
+    type: str
+    default: public
+  history_table:
+    description:
+      - Name of the history table, created on first use.
+    type: str
+    default: dbops_schema_history
+  lock_timeout:
+    description:
+      - Seconds to wait for another runner's migration lock before failing. C(0) fails at once.
+    type: float
+    default: 60
+  statement_timeout:
+    description:
+      - PostgreSQL C(statement_timeout) for the migration session (for example C(15min)); each
+        statement running longer is cancelled and its migration rolled back.
+      - Unset keeps the server's setting.
+    type: str
+  session_lock_timeout:
+    description:
+      - PostgreSQL C(lock_timeout) for the migration session (for example C(10s)), so a migration
+        waiting for a table lock held by the application fails instead of queueing every other
+        query on that table behind it.
+      - Unset keeps the server's setting.
+    type: str
+  repair:
+    description:
+      - Remove the history rows of failed migrations (from C(transaction=off) scripts that failed
+        or were interrupted), after the database has been fixed by hand, then continue.
+    type: bool
+    default: false
+  require_server_version:
+    description:
+      - Fail before any change when the server is older than this version (C(15), C(14.2)).
+    type: str
+  require_extensions:
+    description:
+      - Fail before any change when one of these extensions is not available on the server
+        (C(pg_available_extensions)).
+    type: list
+    elements: str
+    default: []
+notes:
+  - The login needs the privileges the scripts need, plus CREATE on the history schema on first
+    use. Scripts run with the session's C(search_path); settings changed by a script (C(SET)
+    without C(LOCAL)) stay in effect for the scripts after it in the same run.
+  - Undo and repeatable scripts are recorded in the history too; the history keeps every run.
+extends_documentation_fragment:
+  - dbops.datastores.postgres
+  - dbops.datastores.attributes
+author:
+  - dbops.datastores contributors
+"""
+
+EXAMPLES = r"""
+- name: Migrate the messenger database to the latest version
+  dbops.datastores.pg_migrate:
+    login_host: db1.example.com
+    login_user: migrator
+    login_password: "{{ vault_pg_migrator_password }}"
+    login_db: octopus_messenger
+    path: /opt/octopus/migrations
+    require_server_version: "14"
+    require_extensions: [pgcrypto]
+    statement_timeout: 15min
+    session_lock_timeout: 10s
+  register: migration
+
+- name: Preview what would run (nothing changes)
+  dbops.datastores.pg_migrate:
+    login_db: octopus_messenger
+    path: /opt/octopus/migrations
+  check_mode: true
+  register: preview
+
+- name: Roll back migration 009 with its undo script
+  dbops.datastores.pg_migrate:
+    login_db: octopus_messenger
+    path: /opt/octopus/migrations
+    target: "8"
+    allow_downgrade: true
+
+- name: Adopt a database whose schema was created by hand up to version 8
+  dbops.datastores.pg_migrate:
+    login_db: octopus_messenger
+    path: /opt/octopus/migrations
+    baseline_version: "8"
+    placeholders:
+      app_role: octopus_app
+
+- name: Clear a failed non-transactional migration after fixing the database
+  dbops.datastores.pg_migrate:
+    login_db: octopus_messenger
+    path: /opt/octopus/migrations
+    repair: true
+"""
+
+RETURN = r"""
+version_before:
+  description: Schema version before the task (null for a database without migrations).
+  returned: always
+  type: str
+  sample: "8"
+version:
+  description: Schema version after the task (in check mode, the version it would reach).
+  returned: always
+  type: str
+  sample: "9"
+applied:
+  description: Steps that ran, in order, with their wall time.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - action: apply
+      version: "009"
+      description: add service optimization tables
+      script: V009__add_service_optimization_tables.sql
+      checksum: 3b1f0c...
+      transaction: true
+      execution_ms: 84
+pending:
+  description: Versioned migrations not applied once the task is done (above O(target)).
+    In check mode the ones the plan would apply are not listed here but in RV(plan).
+  returned: always
+  type: list
+  elements: str
+  sample: [V010__archive_partitions.sql]
+plan:
+  description:
+    - Ordered steps that would run (C(repair), C(baseline), C(undo), C(apply), C(repeatable)), each
+      script step with C(sql), the SQL it would run (placeholders substituted).
+    - Outside check mode the steps that ran are in RV(applied).
+  returned: in check mode, and when there is nothing to do
+  type: list
+  elements: dict
+  sample:
+    - action: apply
+      version: "009"
+      description: add service optimization tables
+      script: V009__add_service_optimization_tables.sql
+      checksum: 3b1f0c...
+      transaction: true
+      sql: "CREATE TABLE service_instances (...);"
+history_table:
+  description: Schema-qualified name of the history table.
+  returned: always
+  type: str
+  sample: public.dbops_schema_history
+database:
+  description: The database migrated.
+  returned: always
+  type: str
+  sample: octopus_messenger
+server_version:
+  description: The server's version.
+  returned: always
+  type: str
+  sample: "15.18 (Debian 15.18-0+deb12u1)"
+lock_wait_s:
+  description: Seconds spent waiting for another runner's lock.
+  returned: always
+  type: float
+  sample: 0.0
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate, _postgres
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+
+
+def argument_spec() -> dict:
+    spec = _postgres.pg_argument_spec()
+    spec.update(
+        path={"type": "path", "required": True},
+        target={"type": "str", "default": "latest"},
+        allow_downgrade={"type": "bool", "default": False},
+        out_of_order={"type": "bool", "default": False},
+        validate_checksums={"type": "bool", "default": True},
+        baseline_version={"type": "str"},
+        placeholders={"type": "dict", "default": {}},
+        history_schema={"type": "str", "default": "public"},
+        history_table={"type": "str", "default": _pg_migrate.DEFAULT_HISTORY_TABLE},
+        lock_timeout={"type": "float", "default": 60},
+        statement_timeout={"type": "str"},
+        session_lock_timeout={"type": "str"},
+        repair={"type": "bool", "default": False},
+        require_server_version={"type": "str"},
+        require_extensions={"type": "list", "elements": "str", "default": []},
+    )
+    return spec
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    try:
+        result = _pg_migrate.migrate(module.params, module.check_mode)
+    except DbopsError as exc:
+        fail_from_error(module, exc)
+    if module._diff:
+        steps = result["plan"] if module.check_mode else result["applied"]
+        result["diff"] = _pg_migrate.diff(result["version_before"], result["version"], steps)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""PostgreSQL-specific pure helpers of pg_migrate (no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.dbops.datastores.plugins.module_utils import _migrations as mig
+from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+
+FIXTURE = Path(__file__).resolve().parents[3] / "fixtures" / "migrations" / "octopus"
+
+
+def step_for(script: str, content: str, action: str = mig.ACTION_APPLY) -> mig.Step:
+    data = content.encode()
+    version = mig.parse_version("1")
+    migration = mig.Migration(mig.KIND_VERSIONED, version, "x", script, mig.checksum(data), data)
+    return mig.Step(action, migration.version, "x", script, migration.checksum, migration)
+
+
+def test_settings_from_params_defaults():
+    settings = pm.Settings.from_params({"path": "/m", "placeholders": {"n": 1, "e": None}, "lock_timeout": 5})
+    assert settings.history_name == "public.dbops_schema_history"
+    assert settings.placeholders == {"n": "1", "e": ""}
+    assert settings.lock_timeout == 5.0
+    assert settings.validate_checksums is True
+    options = settings.plan_options()
+    assert options.target is None and not options.allow_downgrade
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("-- dbops:transaction=off\nCREATE INDEX CONCURRENTLY i ON t (a);", {"transaction": "off"}),
+    ("\n--dbops: transaction = OFF\n", {"transaction": "off"}),
+    ("-- a comment first\n-- dbops:transaction=on\nSELECT 1;", {"transaction": "on"}),
+    ("SELECT 1;\n-- dbops:transaction=off", {}),
+    ("-- nothing special\nSELECT 1;", {}),
+])
+def test_directives(text, expected):
+    assert pm.parse_directives(text, "V1__x.sql") == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("-- dbops:transactoin=off", "unknown directive dbops:transactoin"),
+    ("-- dbops:transaction=maybe", r"dbops:transaction=maybe is not valid \(use on or off\)"),
+    ("-- dbops: transaction", "malformed directive"),
+])
+def test_bad_directives(text, message):
+    with pytest.raises(DbopsError, match=message):
+        pm.parse_directives(text, "V1__x.sql")
+
+
+def test_placeholders():
+    text = "CREATE SCHEMA ${schema}; GRANT USAGE ON SCHEMA ${schema} TO ${app.role};"
+    assert pm.substitute(text, {"schema": "app", "app.role": "web"}, "V1__x.sql") == (
+        "CREATE SCHEMA app; GRANT USAGE ON SCHEMA app TO web;"
+    )
+    assert pm.substitute(text, {}, "V1__x.sql") == text
+    with pytest.raises(DbopsError, match=r"in V1__x.sql: no value for \$\{app.role\}"):
+        pm.substitute(text, {"schema": "app"}, "V1__x.sql")
+
+
+@pytest.mark.parametrize(("text", "num"),
+                         [("16", 160000), ("15.4", 150004), ("9.6.3", 90603), ("10", 100000)])
+def test_required_version_num(text, num):
+    assert pm.required_version_num(text) == num
+
+
+@pytest.mark.parametrize("text", ["fifteen", "15.x", "1.2.3.4"])
+def test_bad_required_version(text):
+    with pytest.raises(DbopsError, match=r"is not a version like 15 or 15\.4"):
+        pm.required_version_num(text)
+
+
+def test_prepare_transactional_script():
+    script = pm.prepare(step_for("V1__x.sql", "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);"), {})
+    assert script.transactional is True
+    assert len(script.statements) == 2
+    assert script.to_dict(with_sql=True)["sql"].startswith("CREATE TABLE")
+    assert "sql" not in script.to_dict(with_sql=False)
+
+
+def test_concurrently_in_transaction_fails_early_naming_the_directive():
+    step = step_for("V3__idx.sql", "CREATE TABLE a (id int);\n\nCREATE INDEX CONCURRENTLY i ON a (id);")
+    with pytest.raises(DbopsError) as info:
+        pm.prepare(step, {})
+    assert info.value.msg == (
+        "check V3__idx.sql: line 3: CREATE INDEX CONCURRENTLY i cannot run inside a transaction: add"
+        " '-- dbops:transaction=off' as the first line to run this script statement by statement in"
+        " autocommit"
+    )
+
+
+def test_concurrently_allowed_with_directive():
+    step = step_for("V3__idx.sql", "-- dbops:transaction=off\nCREATE INDEX CONCURRENTLY i ON a (id);")
+    script = pm.prepare(step, {})
+    assert script.transactional is False
+    assert script.statements[0].line == 2
+
+
+def test_prepare_all_collects_every_problem():
+    steps = [
+        step_for("V1__a.sql", "COMMIT;"),
+        step_for("V2__b.sql", "\\set x 1\nSELECT 1;"),
+        step_for("V3__c.sql", "SELECT '${missing}';"),
+        step_for("V4__ok.sql", "SELECT 1;"),
+        mig.Step(mig.ACTION_BASELINE, mig.parse_version("1"), "baseline", "<< baseline 1 >>", None),
+    ]
+    with pytest.raises(DbopsError) as info:
+        pm.prepare_all(steps, {"other": "x"})
+    problems = info.value.details["problems"]
+    assert len(problems) == 3
+    assert "V1__a.sql: line 1: transaction control (COMMIT)" in problems[0]
+    assert "psql meta-command \\set" in problems[1]
+    assert "no value for ${missing}" in problems[2]
+
+
+def test_fixture_scripts_prepare_cleanly():
+    migrations = mig.discover(str(FIXTURE), pm.EXTENSIONS)
+    plan = mig.plan(migrations, [])
+    scripts = pm.prepare_all(plan.steps, {})
+    assert [s.transactional for s in scripts] == [True] * 9 + [False]
+    v009 = scripts[8]
+    assert v009.step.script == "V009__add_service_optimization_tables.sql"
+    heads = [s.head for s in v009.statements]
+    assert sum(h.startswith("CREATE TABLE") for h in heads) == 10
+    assert sum(h.startswith("CREATE VIEW") for h in heads) == 5
+    assert sum(h.startswith("CREATE INDEX") for h in heads) == 10
+    assert sum(h.startswith("ALTER TABLE") for h in heads) == 2
+    # The trigger function's body (with semicolons) is one statement.
+    v007 = scripts[6]
+    assert len(v007.statements) == 7
+
+
+def test_locate_and_history_helpers():
+    sql = "SELECT 1;\nSELECT nope FROM t;\n"
+    assert pm.locate(sql, sql.index("nope")) == "line 2, column 8 (SELECT nope FROM t;)"
+    settings = pm.Settings(path="/m", history_schema='we"ird', history_table="hist")
+    assert pm.history_ident(settings) == '"we""ird"."hist"'
+    assert "CREATE TABLE IF NOT EXISTS \"we\"\"ird\".\"hist\"" in pm.history_ddl(settings)
+    k1, k2 = pm.lock_keys("app", settings)
+    assert k1 == pm.LOCK_CLASS_ID and 0 <= k2 < 2**31
+    assert pm.lock_keys("app", settings) != pm.lock_keys("other", settings)
+
+
+def test_server_message_from_diagnostics():
+    diag = SimpleNamespace(message_primary='relation "t" does not exist', severity="ERROR",
+                           message_detail=None, message_hint="Create it first.", context=None)
+    exc = SimpleNamespace(diag=diag, pgcode="42P01")
+    assert pm.server_message(exc) == ('ERROR:  relation "t" does not exist HINT:  Create it first.'
+                                      " (SQLSTATE 42P01)")
+    assert pm.server_message(ValueError("connection lost\n  now")) == "connection lost now"
+
+
+def test_diff_lists_version_and_scripts():
+    result = pm.diff("8", "9", [{"action": "apply", "script": "V009__x.sql"}])
+    assert result["before"] == "version: 8\n"
+    assert result["after"] == "version: 9\n# apply V009__x.sql\n"
+    assert pm.diff(None, None, [])["before"] == "version: (none)\n"
+
+
+def test_transaction_message_is_one_string_with_progress_markers():
+    sql = "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1) -- no semicolon"
+    statements = pm._pg_script.split(sql)
+    message = pm.transaction_message('"public"."h"', statements, "INSERT INTO h VALUES (1)")
+    assert message.text.startswith('BEGIN;\nLOCK TABLE "public"."h" IN SHARE ROW EXCLUSIVE MODE;\n')
+    assert message.text.endswith("INSERT INTO h VALUES (1);\nCOMMIT;")
+    assert message.text.count("RAISE NOTICE 'dbops:statement:") == 3
+    assert "-- no semicolon\n;" in message.text
+    for start, end, statement, _number in message.spans:
+        assert message.text[start:end] == statement.text
+    plain = pm.transaction_message("h", statements, "INSERT", markers=False)
+    assert "RAISE NOTICE" not in plain.text
+
+
+def test_failure_located_by_position_or_progress():
+    sql = "CREATE TABLE a (id int);\n\nINSERT INTO a VALUES (1, nope);"
+    statements = pm._pg_script.split(sql)
+    message = pm.transaction_message("h", statements, "INSERT INTO h DEFAULT VALUES")
+    second_start = message.spans[1][0]
+    position = second_start + statements[1].text.index("nope") + 1  # 1-based, as the server says
+    assert message.locate_failure(sql, position, []) == (
+        " statement 2 at line 3, column 26 (INSERT INTO a VALUES (1, nope);)")
+    assert message.locate_failure(sql, 3, []) == " while locking the history table"
+    assert message.locate_failure(sql, len(message.text) - 3, []) == " while recording it in the history"
+    notices = ["NOTICE:  dbops:statement:1\n", "NOTICE:  dbops:statement:2\n"]
+    assert message.locate_failure(sql, None, notices) == (
+        " statement 2 at line 3, column 1 (INSERT INTO a VALUES (1, nope);)")
+    assert message.locate_failure(sql, None, [*notices, "NOTICE:  dbops:statement:0\n"]) == (
+        " while recording it in the history")
+    assert message.locate_failure(sql, None, []) == " while locking the history table"
+    plain = pm.transaction_message("h", statements, "INSERT", markers=False)
+    assert plain.locate_failure(sql, None, []) == ""
