@@ -104,16 +104,18 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
         dbname=db,
     )
     stats_db = pg_stats_server.create_database()
-    pg_stats_server.query(
-        "CREATE EXTENSION pg_stat_statements;"
-        "CREATE TABLE dbops_schema_history (installed_rank int, version text, description text, type text,"
-        " script text, checksum text, installed_by text, installed_on timestamptz, execution_ms int,"
-        " success bool);"
-        "INSERT INTO dbops_schema_history VALUES"
-        " (1, '009', 'ten tables', 'versioned', 'V009__ten_tables.sql',"
-        " 'x', 'app', now(), 10, true)",
-        dbname=stats_db,
+    pg_stats_server.query("CREATE EXTENSION pg_stat_statements", dbname=stats_db)
+    # The migration version comes from a real pg_migrate run (seed 000's migration 009 shape).
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "V1__init.sql").write_text("CREATE TABLE users (id bigint PRIMARY KEY, email text);\n")
+    (migrations / "V009__ten_tables.sql").write_text(
+        "".join(f"CREATE TABLE feature_{n} (id bigint PRIMARY KEY, user_id bigint);\n" for n in range(10))
     )
+    migrate = ansible.module(
+        "dbops.datastores.pg_migrate", pg_stats_server.params(login_db=stats_db, path=str(migrations))
+    )
+    assert migrate.get("failed") is not True, migrate.get("msg")
     role, password = make_monitor(pg_stats_server)
     pg_stats_server.query(f"GRANT SELECT ON dbops_schema_history TO {role}", dbname=stats_db)
     mongo_db = mongo_server.database_name()
@@ -202,8 +204,9 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
     for name in ("pg-main", "pg-stats"):
         health, shown = entries[name]["health"], page.hosts[name]
         assert shown["metrics"]["cache_hit_ratio"] == f"{health['cache']['hit_ratio_percent']:.1f}%"
+        # The page draws the ten largest tables, in the order of the facts.
         assert shown["bars"] == {
-            f"{t['database']}.{t['schema']}.{t['name']}": t["total_bytes"] for t in health["tables"]
+            f"{t['database']}.{t['schema']}.{t['name']}": t["total_bytes"] for t in health["tables"][:10]
         }
     # Backup freshness from backup_info: a fresh backup, no backup at all, not configured.
     pg_backup_facts = entries["pg-main"]["backup"]
@@ -218,11 +221,12 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
     assert page.hosts["pg-main"]["bars"][f"{db}.public.orders"] == orders_bytes
     assert "dead_tuples" in page.hosts["pg-main"]["findings"]
     assert page.hosts["pg-main"]["metrics"]["migration"] == "not configured"
-    assert page.hosts["pg-stats"]["metrics"][f"migration:{stats_db}"] == "009"
+    assert page.hosts["pg-stats"]["metrics"][f"migration:{stats_db}"] == migrate["version"] == "009"
+    assert entries["pg-stats"]["health"]["migrations"][0]["applied_count"] == 2
     mongo = entries["mongo-1"]["health"]
     assert page.hosts["mongo-1"]["bars"] == {
         f"{c['database']}.{c['name']}": c.get("storage_bytes", c.get("size_bytes"))
-        for c in mongo["collections"]
+        for c in mongo["collections"][:10]
     }
     if mongo["cache"] is None:  # thin serverStatus: shown as not reported, not as 0
         assert page.hosts["mongo-1"]["metrics"]["cache_used"] == "not reported"
