@@ -30,7 +30,7 @@ main{padding:20px 28px;max-width:1280px;margin:auto}
 .overview{width:100%;border-collapse:collapse;background:#fff;border-radius:8px;overflow:hidden;
 box-shadow:0 1px 2px rgba(0,0,0,.08);margin-bottom:22px}
 .overview th,.overview td{padding:8px 12px;text-align:left;border-bottom:1px solid #e5e7eb}
-.overview td:first-child{white-space:nowrap}
+.overview td:first-child,.overview td:nth-child(5){white-space:nowrap}
 .overview th{background:#f9fafb;font-size:12px;text-transform:uppercase;color:#6b7280;letter-spacing:.04em}
 .host{background:#fff;border-radius:10px;box-shadow:0 1px 3px rgba(0,0,0,.1);margin-bottom:22px;
 border-left:8px solid var(--c);overflow:hidden}
