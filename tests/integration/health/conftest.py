@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.harness import pg as pg_harness
+from tests.harness.proc import free_port, wait_for_port
 
 # Where the MongoDB test server differs from mongod in what the health module reads
 # (the general list is tests/harness/mongo.py KNOWN_DIFFERENCES):
@@ -55,6 +59,18 @@ def pg_monitor(pg_server: pg_harness.PgServer) -> Iterator[dict[str, Any]]:
     pg_server.query(f"DROP OWNED BY {role}; DROP ROLE {role}")
 
 
+def wait_until(
+    server: pg_harness.PgServer, sql: str, args: Any = None, dbname: str | None = None, timeout: float = 20
+) -> None:
+    """Poll ``server`` until ``sql`` returns true (the condition exists)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.query(sql, args, dbname=dbname)[0][0]:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"condition not reached: {sql} {args}")
+
+
 class Background:
     """Sessions that run in threads while a module looks at the server; stopped at teardown."""
 
@@ -83,13 +99,7 @@ class Background:
         self.threads.append(thread)
 
     def wait_until(self, sql: str, args: Any, dbname: str | None = None, timeout: float = 20) -> None:
-        """Poll the server until ``sql`` returns true (the condition exists)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.server.query(sql, args, dbname=dbname)[0][0]:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"condition not reached: {sql} {args}")
+        wait_until(self.server, sql, args, dbname, timeout)
 
     def stop(self) -> None:
         for conn in self.conns:
@@ -107,3 +117,91 @@ def background(pg_server: pg_harness.PgServer) -> Iterator[Background]:
     bg = Background(pg_server)
     yield bg
     bg.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_primary_standby() -> Iterator[tuple[pg_harness.PgServer, pg_harness.PgServer]]:
+    """A primary and a streaming standby made with pg_basebackup (physical slot ``standby1``)."""
+    if os.environ.get("DBOPS_TEST_PG_DSN"):
+        pytest.skip("the replication pair is always local (DBOPS_TEST_PG_DSN is set)")
+    primary = pg_harness.start_cluster()
+    standby = None
+    try:
+        primary.query("SELECT pg_create_physical_replication_slot('standby1')")
+        standby = _start_standby(primary)
+        yield primary, standby
+    finally:
+        if standby is not None:
+            pg_harness.stop_cluster(standby)
+        pg_harness.stop_cluster(primary)
+
+
+def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
+    assert primary.datadir is not None
+    base = Path(tempfile.mkdtemp(prefix="dbops-pg-standby-"))
+    base.chmod(0o755)
+    datadir, socket_dir = base / "data", base / "sock"
+    socket_dir.mkdir()
+    pg_harness._chown_tree(base)
+    sub = pg_harness._as_unprivileged()
+    env = {**os.environ, "PGPASSWORD": primary.password}
+    subprocess.run(
+        [
+            str(pg_harness.PG_BINDIR / "pg_basebackup"),
+            "-h",
+            primary.host,
+            "-p",
+            str(primary.port),
+            "-U",
+            primary.user,
+            "-D",
+            str(datadir),
+            "-R",
+            "-S",
+            "standby1",
+            "-X",
+            "stream",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+        **sub,
+    )
+    port = free_port()
+    with (datadir / "postgresql.conf").open("a") as handle:
+        # The walreceiver reports cluster_name as its application_name in pg_stat_replication.
+        handle.write(
+            f"\nport = {port}\nunix_socket_directories = '{socket_dir}'\ncluster_name = 'standby1'\n"
+        )
+    logfile = base / "server.log"
+    result = subprocess.run(
+        [
+            str(pg_harness.PG_BINDIR / "pg_ctl"),
+            "-D",
+            str(datadir),
+            "-l",
+            str(logfile),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        **sub,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"standby start failed: {result.stderr}\n{logfile.read_text()}")
+    pid = int((datadir / "postmaster.pid").read_text().splitlines()[0])
+    wait_for_port("127.0.0.1", port)
+    return pg_harness.PgServer(
+        host="127.0.0.1",
+        port=port,
+        user=primary.user,
+        password=primary.password,
+        datadir=datadir,
+        socket_dir=socket_dir,
+        pid=pid,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.health.conftest import make_monitor
+from tests.integration.health.conftest import make_monitor, wait_until
 
 WEIGHT_CREDIT = {"ok": 1.0, "warning": 0.5, "critical": 0.0}
 
@@ -201,3 +201,47 @@ def test_wrong_password_and_bad_threshold_fail_clearly(ansible, pg_server):
     result = ansible.module("pg_health_info", pg_server.params(thresholds={"cache_hit_percent": 95}))
     assert result["failed"] is True
     assert "cache_hit_percent" in result["msg"]
+
+
+def test_replication_seen_from_primary_and_standby(ansible, pg_primary_standby):
+    primary, standby = pg_primary_standby
+    primary.query(
+        "SELECT pg_create_physical_replication_slot('abandoned', true)"
+    )  # reserves WAL, no consumer
+    try:
+        primary.query(
+            "CREATE TABLE IF NOT EXISTS ticks (n int); INSERT INTO ticks SELECT generate_series(1, 1000)"
+        )
+        wait_until(
+            primary,
+            "SELECT count(*) = 1 FROM pg_stat_replication WHERE application_name = 'standby1'"
+            " AND replay_lsn = pg_current_wal_lsn()",
+        )
+        role, password = make_monitor(primary)  # replicated to the standby as well
+        result = ansible.module("pg_health_info", primary.params(login_user=role, login_password=password))
+        assert result.get("failed") is not True, result
+        replication = result["replication"]
+        assert replication["role"] == "primary"
+        assert [r["application_name"] for r in replication["replicas"]] == ["standby1"]
+        assert replication["replicas"][0]["state"] == "streaming"
+        slots = {s["slot_name"]: s for s in replication["slots"]}
+        assert slots["standby1"]["active"] is True
+        assert slots["abandoned"]["active"] is False
+        found = [f for f in result["findings"] if f["check"] == "replication_slots"]
+        assert [(f["object"], f["severity"]) for f in found] == [("abandoned", "warning")]
+        assert "pg_drop_replication_slot('abandoned')" in found[0]["fix"]
+        checks = {c["id"]: c["status"] for c in result["checks"]}
+        assert checks["replication_lag"] == "ok"
+        assert checks["replication_slots"] == "warning"
+
+        wait_until(standby, "SELECT count(*) = 1 FROM pg_roles WHERE rolname = %s", [role])
+        on_standby = ansible.module(
+            "pg_health_info", standby.params(login_user=role, login_password=password)
+        )
+        assert on_standby.get("failed") is not True, on_standby
+        assert on_standby["server"]["in_recovery"] is True
+        assert on_standby["replication"]["role"] == "standby"
+        assert on_standby["replication"]["standby"]["replay_lag_seconds"] is not None
+        primary.query(f"DROP ROLE {role}")
+    finally:
+        primary.query("SELECT pg_drop_replication_slot('abandoned')")
