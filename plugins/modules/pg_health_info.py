@@ -308,13 +308,29 @@ locks:
   type: dict
 statements:
   description:
-    - C(pg_stat_statements) facts. C(available) false with C(reason) when the extension is not
-      installed or not loaded; otherwise C(slow) (mean at or above O(thresholds.slow_query_warning_ms))
-      and C(top_total_time).
+    - C(pg_stat_statements) facts, or why they are not available.
   returned: always
   type: dict
-  sample: {"available": false, "reason": "pg_stat_statements is not in shared_preload_libraries ...",
-           "slow": [], "top_total_time": []}
+  contains:
+    available:
+      description: Whether the extension is installed in an inspected database and loaded.
+      type: bool
+      sample: false
+    reason:
+      description: Why not, when not available (not preloaded, not created, or unreadable).
+      type: str
+      sample: "pg_stat_statements is not in shared_preload_libraries and the extension is not installed in app"
+    database:
+      description: The database whose C(pg_stat_statements) view was read.
+      type: str
+    slow:
+      description: Statements with a mean time at or above O(thresholds.slow_query_warning_ms), slowest first.
+      type: list
+      elements: dict
+    top_total_time:
+      description: The statements with the largest total time.
+      type: list
+      elements: dict
 replication:
   description: >-
     C(role) (primary/standby), connected C(replicas) with lags, C(standby) replay lag, replication
