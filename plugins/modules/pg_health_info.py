@@ -319,7 +319,7 @@ statements:
     reason:
       description: Why not, when not available (not preloaded, not created, or unreadable).
       type: str
-      sample: "pg_stat_statements is not in shared_preload_libraries and the extension is not installed in app"
+      sample: "pg_stat_statements is not in shared_preload_libraries and the extension is not installed ..."
     database:
       description: The database whose C(pg_stat_statements) view was read.
       type: str
