@@ -189,6 +189,8 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
     page = Page()
     page.feed(text)
     assert page.external == []
+    for secret in (pg_server.password, pg_stats_server.password, password):
+        assert secret not in text and secret not in facts_json.read_text() and secret not in run.stdout
     assert "Staging databases" in text
     assert next(iter(page.hosts)) == "pg-down"  # worst first: the host without facts
     assert page.hosts["pg-down"]["status"] == "failed"
