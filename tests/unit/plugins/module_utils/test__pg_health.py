@@ -1,0 +1,54 @@
+"""Pure helpers of pg_health_info: ratios, migration state, pg_stat_statements explanations."""
+
+from __future__ import annotations
+
+from ansible_collections.dbops.datastores.plugins.module_utils import _pg_health
+
+
+def test_ratio_percent_is_none_when_nothing_was_measured():
+    assert _pg_health.ratio_percent(0, 0) is None
+    assert _pg_health.ratio_percent(99, 100) == 99.0
+    assert _pg_health.ratio_percent(2, 3, 1) == 66.7
+
+
+def row(rank, version, kind="versioned", success=True, description=""):
+    return {
+        "installed_rank": rank,
+        "version": version,
+        "type": kind,
+        "success": success,
+        "description": description,
+        "installed_on": None,
+    }
+
+
+def test_migration_state_compares_versions_numerically_and_honours_undo():
+    rows = [
+        row(1, "1.9"),
+        row(2, "1.10", description="ten"),
+        row(3, "2"),
+        row(4, "2", "undo"),
+        row(5, "3", success=False),
+        row(6, None, "repeatable"),
+    ]
+    state = _pg_health.migration_state(rows)
+    assert state["version"] == "1.10"
+    assert state["description"] == "ten"
+    assert state["applied_count"] == 2
+    assert state["failed_count"] == 1
+
+
+def test_migration_state_of_an_empty_history():
+    assert _pg_health.migration_state([])["version"] is None
+    assert _pg_health.migration_state([row(1, "009"), row(2, "9", "undo")])["version"] is None
+
+
+def test_statements_reasons():
+    not_loaded = _pg_health.statements_unavailable_reason([], "", ["app"], None)
+    assert "not in shared_preload_libraries" in not_loaded and "app" in not_loaded
+    no_extension = _pg_health.statements_unavailable_reason(
+        [], "auto_explain, pg_stat_statements", ["app"], None
+    )
+    assert "CREATE EXTENSION pg_stat_statements was not run in app" in no_extension
+    unreadable = _pg_health.statements_unavailable_reason(["app"], "", ["app"], "must be loaded via ...")
+    assert unreadable == "the extension is installed in app but cannot be read: must be loaded via ..."
