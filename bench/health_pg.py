@@ -42,7 +42,7 @@ SEED_003_QUERIES = [
 
 def best_of(n, fn):
     best = None
-    for _ in range(n):
+    for _round in range(n):
         start = time.perf_counter()
         fn()
         elapsed = time.perf_counter() - start

@@ -426,7 +426,7 @@ def _migration(conn: Any, table: str) -> dict[str, Any] | None:
     exists = _rows(conn, "SELECT to_regclass(%s) IS NOT NULL AS found", [table])[0]["found"]
     if not exists:
         return None
-    schema, _, name = table.rpartition(".")
+    schema, _dot, name = table.rpartition(".")
     quoted = f'"{schema}"."{name}"' if schema else f'"{name}"'
     try:
         rows = _rows(conn, f"SELECT * FROM {quoted}")

@@ -33,7 +33,7 @@ def test_sizes_unused_index_and_long_operations_as_cluster_monitor(ansible, mong
                 while not stop.is_set():
                     list(other[db_name].events.aggregate([{"$group": {"_id": "$pad", "n": {"$sum": 1}}}]))
 
-        workers = [threading.Thread(target=busy, daemon=True) for _ in range(3)]
+        workers = [threading.Thread(target=busy, daemon=True) for _n in range(3)]
         for worker in workers:
             worker.start()
         try:

@@ -121,7 +121,7 @@ def test_slow_queries_and_migration_version_with_pg_stat_statements(ansible, pg_
     conn = pg_stats_server.connect(db)
     try:
         with conn.cursor() as cur:
-            for _ in range(3):
+            for _n in range(3):
                 cur.execute("SELECT pg_sleep(0.15)")
     finally:
         conn.close()
