@@ -28,7 +28,7 @@ from tests.harness.runner import ensure_collection_link  # noqa: E402
 
 ensure_collection_link()
 
-from ansible_collections.dbops.datastores.plugins.module_utils import (
+from ansible_collections.dbops.datastores.plugins.module_utils import (  # noqa: E402
     _backup_catalog,
     _pg_backup,
 )

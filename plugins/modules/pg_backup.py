@@ -63,7 +63,7 @@ options:
   min_interval:
     description:
       - Do not take a backup when a complete backup of this database younger than this exists
-        (for example V(20h)); the task then reports that backup and RV(changed=false).
+        (for example V(20h)); the task then reports that backup and C(changed=false).
       - Units C(s), C(m), C(h), C(d), C(w), combinable (V(1d12h)).
     type: str
 extends_documentation_fragment:
