@@ -62,7 +62,7 @@ def generate(server, dbname: str, size_mb: int) -> None:
 def raw_dump(server, dbname: str, out: Path, fmt: str, jobs: int) -> None:
     env = dict(os.environ, PGPASSWORD=server.password, PGHOST=server.host, PGPORT=str(server.port),
                PGUSER=server.user)
-    cmd = [PG_DUMP, f"--format={fmt[0]}", f"--file={out}"]
+    cmd = [PG_DUMP, f"--format={fmt}", f"--file={out}"]
     if jobs > 1:
         cmd.append(f"--jobs={jobs}")
     subprocess.run([*cmd, dbname], env=env, check=True)

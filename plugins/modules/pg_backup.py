@@ -122,7 +122,7 @@ plan:
     database: app
     format: custom
     commands:
-      - pg_dump --format=c --snapshot=<exported> --file=<root>/<id>.partial/database.dump app
+      - pg_dump --format=custom --snapshot=<exported> --file=<root>/<id>.partial/database.dump app
 skipped_reason:
   description: Why no backup was taken.
   returned: when O(min_interval) found a recent backup

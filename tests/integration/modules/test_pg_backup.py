@@ -42,7 +42,8 @@ def test_pg_backup_four_steps(ansible, pg_server, seeded_db, root):
     check = ansible.module("pg_backup", args, check=True, diff=True)
     assert check.get("failed") is not True, check
     assert check["changed"] is True
-    assert "pg_dump" in check["plan"]["commands"][0]
+    assert check["plan"]["commands"][0].startswith("pg_dump --format=custom --snapshot=<exported>")
+    assert check["diff"] == {"before": {"backup": None}, "after": {"backup": "(new backup)"}}
     assert bk.entries(root) == []
 
     first = ansible.module("pg_backup", args)
