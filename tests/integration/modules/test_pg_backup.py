@@ -206,8 +206,8 @@ def test_bad_inputs_fail_clearly_and_leave_nothing(ansible, pg_server, pg_db, ro
     assert missing["failed"] is True
     assert "does not exist" in missing["msg"] and "nope" in missing["msg"]
 
-    unknown = ansible.module("pg_backup", pg_server.params(root=str(root), database="no_such_db"))
-    assert unknown["failed"] is True
+    unknown = ansible.module("pg_backup", pg_server.params(root=str(root), database="no_such_db"), check=True)
+    assert unknown["failed"] is True  # check mode finds it too
     assert "back up PostgreSQL database no_such_db: the database does not exist" in unknown["msg"]
 
     wrong = ansible.module("pg_backup", pg_server.params(root=str(root), database=pg_db,
