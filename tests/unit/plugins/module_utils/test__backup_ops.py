@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 
 import pytest
 
@@ -65,3 +67,19 @@ def test_info_groups_and_staleness(tmp_path):
     assert result["groups"][0]["count"] == 2
     assert ops.info(str(tmp_path), max_age="30m")["stale"] is True
     assert "stale" not in ops.info(str(tmp_path))
+
+
+def test_retention_does_not_remove_while_a_reader_holds_the_root(tmp_path):
+    t = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [bk.fake_backup(tmp_path, "postgresql", "app", t + dt.timedelta(days=d)) for d in range(3)]
+    fd = os.open(tmp_path / catalog.READERS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # what a running restore or verification holds
+        assert sorted(ops.apply_retention(str(tmp_path), {"keep_last": 1}, check=True)["remove"]) == ids[:2]
+        with pytest.raises(DbopsError, match="a restore or verification is reading them"):
+            ops.apply_retention(str(tmp_path), {"keep_last": 1})
+        assert bk.entries(tmp_path) == ids
+        assert ops.verify(str(tmp_path))["ok"] is True  # readers share the lock
+    finally:
+        os.close(fd)
+    assert sorted(ops.apply_retention(str(tmp_path), {"keep_last": 1})["removed"]) == ids[:2]
