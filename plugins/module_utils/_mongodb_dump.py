@@ -332,6 +332,25 @@ def _native(client: Any, database: str, out_dir: str, gz: bool, action: str) -> 
         raise DbopsError(f"{action}: {_mongodb.error_text(exc)}") from exc
 
 
+def _require_database(client: Any, database: str) -> None:
+    action = f"back up MongoDB database {database}"
+    try:
+        exists = database in database_names(client)
+    except Exception as exc:  # pymongo errors: listDatabases refused and the like
+        raise DbopsError(f"{action}: {_mongodb.error_text(exc)}") from exc
+    if not exists:
+        raise DbopsError(f"{action}: the database does not exist")
+
+
+def require_database(params: dict[str, Any], database: str) -> None:
+    """Connect and check that ``database`` exists (read-only)."""
+    client = _mongodb.connect(params)
+    try:
+        _require_database(client, database)
+    finally:
+        client.close()
+
+
 def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[str, Any]:
     """Dump one database into a new backup under ``root``; return the manifest."""
     database = options["database"]
@@ -342,12 +361,7 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
     action = f"back up MongoDB database {database}"
     try:
         info = _mongodb.server_info(client)
-        try:
-            exists = database in database_names(client)
-        except Exception as exc:  # pymongo errors: listDatabases refused and the like
-            raise DbopsError(f"{action}: {_mongodb.error_text(exc)}") from exc
-        if not exists:
-            raise DbopsError(f"{action}: the database does not exist")
+        _require_database(client, database)
         with catalog.BackupWriter(root, "mongodb", database) as writer:
             out_dir = os.path.join(writer.partial, DUMP_DIR)
             if tool_path:

@@ -27,7 +27,6 @@ from ansible_collections.dbops.datastores.plugins.module_utils._errors import Db
 FORMATS = ("custom", "directory", "plain")
 PAYLOAD = {"custom": "database.dump", "directory": "database.dir", "plain": "database.sql"}
 GLOBALS_FILE = "globals.sql"
-_FORMAT_FLAG = {"custom": "c", "directory": "d", "plain": "p"}
 _ERROR_LINE = re.compile(r"^(pg_dump|pg_dumpall|pg_restore|psql): (error|fatal|FATAL|ERROR)[: ]", re.M)
 _WARNING_LINE = re.compile(r"^(pg_dump|pg_dumpall|pg_restore): warning: (.*)$", re.M)
 
@@ -233,7 +232,7 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_export_snapshot()")
                 snapshot = cur.fetchone()[0]
-                cmd = [pg_dump, f"--format={_FORMAT_FLAG[fmt]}", f"--file={target}", f"--snapshot={snapshot}"]
+                cmd = [pg_dump, f"--format={fmt}", f"--file={target}", f"--snapshot={snapshot}"]
                 if fmt == "directory" and jobs > 1:
                     cmd.append(f"--jobs={jobs}")
                 if options.get("compression") is not None:

@@ -157,7 +157,8 @@ def test_verify_restore_test_and_flipped_byte(ansible, mongo_server, seeded, roo
 
 def test_bad_inputs_fail_clearly_and_leave_nothing(  # noqa: PLR0917 - pytest fixtures
         ansible, mongo_server, mongo_auth_server, seeded, root, tmp_path):
-    unknown = ansible.module("mongodb_backup", mongo_server.params(root=str(root), database="no_such_db"))
+    args = mongo_server.params(root=str(root), database="no_such_db")
+    unknown = ansible.module("mongodb_backup", args)
     assert unknown["failed"] is True
     assert "back up MongoDB database no_such_db: the database does not exist" in unknown["msg"]
 
