@@ -33,7 +33,7 @@ POLICY = {"keep_hourly": 24, "keep_daily": 7, "keep_weekly": 4, "keep_monthly": 
 
 def best_of(n, fn):
     best = None
-    for _ in range(n):
+    for _round in range(n):
         start = time.perf_counter()
         result = fn()
         elapsed = time.perf_counter() - start

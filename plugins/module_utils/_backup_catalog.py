@@ -566,4 +566,3 @@ def remove_entry(root: str, path: str) -> None:
         shutil.rmtree(target)
     except OSError as exc:
         raise DbopsError(f"remove {target}: {exc.strerror or exc}") from exc
-

@@ -309,8 +309,14 @@ def execute(args: argparse.Namespace, config: dict[str, Any], log: dict[str, Any
         return ok
 
 
+def _emit(line: str) -> None:
+    """The command's one line of output on stdout (this is a CLI, not a module)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def write_log(line: str, log_file: str | None) -> None:
-    print(line, flush=True)
+    _emit(line)
     if log_file:
         fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
@@ -340,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         write_log(json.dumps(log, sort_keys=True, default=str), config.get("log_file"))
     except OSError as exc:
-        print(json.dumps({"program": "dbops-backup", "ok": False,
-                          "error": f"write log {config.get('log_file')}: {exc.strerror or exc}"}), flush=True)
+        _emit(json.dumps({"program": "dbops-backup", "ok": False,
+                          "error": f"write log {config.get('log_file')}: {exc.strerror or exc}"}))
         code = code or EXIT_FAILED
     return code

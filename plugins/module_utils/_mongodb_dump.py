@@ -298,7 +298,7 @@ def dump_counts(db_dir: str) -> tuple[dict[str, int], list[str]]:
             views.append(name)
             continue
         bson_path = os.path.join(db_dir, escape_name(name) + (".bson.gz" if gz else ".bson"))
-        counts[name] = sum(1 for _ in iter_bson_file(bson_path, gz)) if os.path.exists(bson_path) else 0
+        counts[name] = sum(1 for _doc in iter_bson_file(bson_path, gz)) if os.path.exists(bson_path) else 0
     return counts, views
 
 

@@ -165,7 +165,7 @@ def table_counts(cur: Any) -> dict[str, int]:
     counts: dict[str, int] = {}
     for schema, table in cur.fetchall():
         cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema),
-                                                                sql.Identifier(table)))
+                                                                 sql.Identifier(table)))
         counts[f"{schema}.{table}"] = int(cur.fetchone()[0])
     return counts
 
@@ -347,7 +347,8 @@ def run_restore(params: dict[str, Any], manifest: dict[str, Any], backup_dir: st
         with open(stderr_path, "w+") as err, opener(payload, "rb") as src:
             proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                     stderr=err)
-            assert proc.stdin is not None
+            if proc.stdin is None:  # pragma: no cover - stdin=PIPE always gives one
+                raise RuntimeError("psql was started without a stdin pipe")
             try:
                 shutil.copyfileobj(src, proc.stdin, 1024 * 1024)
             except BrokenPipeError:

@@ -72,7 +72,7 @@ def period(rule: str, when: dt.datetime, item_id: str) -> Hashable:
     if rule == "daily":
         return t.strftime("%Y-%m-%d")
     if rule == "weekly":
-        year, week, _ = t.isocalendar()
+        year, week, _weekday = t.isocalendar()
         return f"{year}-W{week:02d}"
     if rule == "monthly":
         return t.strftime("%Y-%m")

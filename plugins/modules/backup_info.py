@@ -39,7 +39,7 @@ options:
 extends_documentation_fragment:
   - dbops.datastores.attributes.info_module
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

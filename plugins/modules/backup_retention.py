@@ -76,7 +76,7 @@ notes:
 extends_documentation_fragment:
   - dbops.datastores.attributes
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

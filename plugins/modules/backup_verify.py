@@ -64,7 +64,7 @@ extends_documentation_fragment:
   - dbops.datastores.backup_connections
   - dbops.datastores.attributes
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

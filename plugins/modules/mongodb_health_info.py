@@ -88,7 +88,7 @@ extends_documentation_fragment:
 seealso:
   - module: dbops.datastores.pg_health_info
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

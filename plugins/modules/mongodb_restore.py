@@ -52,7 +52,7 @@ extends_documentation_fragment:
   - dbops.datastores.mongodb
   - dbops.datastores.attributes
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

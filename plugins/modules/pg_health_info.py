@@ -183,7 +183,7 @@ extends_documentation_fragment:
 seealso:
   - module: dbops.datastores.mongodb_health_info
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

@@ -66,7 +66,7 @@ extends_documentation_fragment:
   - dbops.datastores.postgres
   - dbops.datastores.attributes
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

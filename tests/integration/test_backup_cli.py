@@ -61,6 +61,7 @@ def test_run_backs_up_verifies_and_prunes_both_engines(pg_server, pg_db, mongo_s
     # The same catalog through the modules' code path, seen from a Python without ansible-core.
     code, plain = _run("info", "--config", str(config), python="/usr/bin/python3")
     assert code == 0, plain
+
     def strip_age(groups):
         return [{k: v for k, v in g.items() if k != "latest_age_s"} for g in groups]
 

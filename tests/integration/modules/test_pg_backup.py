@@ -275,7 +275,7 @@ def test_pg_dump_killed_mid_run_leaves_no_complete_backup(pg_server, seeded_db, 
 
 
 def test_backup_process_killed_leaves_partial_that_retention_removes(ansible, pg_server, seeded_db, root,
-                                                                      tmp_path):
+                                                                     tmp_path):
     config = _write_config(tmp_path, root, pg_server, seeded_db)
     lock = _hold_lock(pg_server, seeded_db)
     proc = subprocess.Popen(bk.cli_command("backup", "--config", str(config)), env=bk.cli_env(),

@@ -133,9 +133,9 @@ def test_keep_within_is_relative_to_the_newest_backup():
 
 def test_newest_is_kept_even_when_no_rule_selects_it():
     t = dt.datetime(2026, 5, 5, tzinfo=UTC)
-    decisions = decide(_items([t, t - dt.timedelta(days=400)]), Policy(keep_yearly=0, keep_within=None,
-                                                                         keep_last=0, keep_monthly=0,
-                                                                         keep_daily=0, keep_hourly=1))
+    policy = Policy(keep_yearly=0, keep_within=None, keep_last=0, keep_monthly=0, keep_daily=0,
+                    keep_hourly=1)
+    decisions = decide(_items([t, t - dt.timedelta(days=400)]), policy)
     assert _kept(decisions) == {"g-0000"}
 
 
