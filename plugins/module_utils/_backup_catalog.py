@@ -1,0 +1,538 @@
+# Copyright: dbops.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The backup catalog: one directory per backup under a backup root, described by its manifest.
+
+Layout of a backup root::
+
+    <root>/<id>.partial/            a backup being written (or abandoned): never complete-looking
+        .dbops-backup               marker written first: id, pid, host, start time
+    <root>/<id>/                    a complete backup, renamed into place after its manifest
+        .dbops-backup
+        manifest.json               written last, atomically (temp file + fsync + rename)
+        verifications.json          verification records (outside the manifest, rewritten atomically)
+        <payload files>             listed in the manifest with size and sha256
+
+Anything else in the root (foreign files and directories, symlinks) is reported as ignored and is
+never modified or followed. Backups are recognised by their manifest (or, for partials, their
+marker), not by their names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+
+MANIFEST = "manifest.json"
+MARKER = ".dbops-backup"
+VERIFICATIONS = "verifications.json"
+PARTIAL_SUFFIX = ".partial"
+MANIFEST_KIND = "dbops.datastores/backup"
+MANIFEST_VERSION = 1
+ENGINES = ("postgresql", "mongodb")
+ENGINE_PREFIX = {"postgresql": "pg", "mongodb": "mongodb"}
+LOCK_FILE = ".dbops-backup.lock"  # held by the dbops-backup command while it runs
+_CONTROL_FILES = frozenset({MANIFEST, MARKER, VERIFICATIONS})
+_CHUNK = 1024 * 1024
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.I)
+_DURATION_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+# --------------------------------------------------------------------------- time helpers
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def format_time(value: dt.datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix and microseconds."""
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def parse_duration(text: Any) -> dt.timedelta:
+    """Parse ``"90s"``, ``"15m"``, ``"24h"``, ``"7d"``, ``"2w"``, ``"1d12h"`` or a number of seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text < 0:
+            raise DbopsError(f"parse duration {text!r}: must not be negative")
+        return dt.timedelta(seconds=float(text))
+    raw = str(text).strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", raw):
+        return dt.timedelta(seconds=float(raw))
+    pos, seconds = 0, 0.0
+    for match in _DURATION_PART.finditer(raw):
+        if raw[pos:match.start()].strip():
+            break
+        seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+        pos = match.end()
+    if not raw or pos == 0 or raw[pos:].strip():
+        raise DbopsError(
+            f"parse duration {text!r}: expected a number of seconds or parts like 30s, 15m, 24h, 7d, 2w"
+        )
+    return dt.timedelta(seconds=seconds)
+
+
+def format_age(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+# --------------------------------------------------------------------------- file helpers
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: str, data: Any, mode: int = 0o600) -> None:
+    """Write JSON to a temp file in the same directory, fsync it, rename it over ``path``."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(directory)
+
+
+def read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb", buffering=0) as handle:
+        buf = bytearray(_CHUNK)
+        view = memoryview(buf)
+        while True:
+            n = handle.readinto(buf)
+            if not n:
+                break
+            digest.update(view[:n])
+    return digest.hexdigest()
+
+
+def payload_files(backup_dir: str) -> list[str]:
+    """Relative POSIX paths of the payload files of a backup directory (no control files)."""
+    found: list[str] = []
+    for current, dirs, files in os.walk(backup_dir, followlinks=False):
+        rel_dir = os.path.relpath(current, backup_dir)
+        for name in files:
+            rel = name if rel_dir == "." else os.path.join(rel_dir, name)
+            if rel_dir == "." and (name in _CONTROL_FILES or name.startswith(".tmp-")):
+                continue
+            found.append(rel.replace(os.sep, "/"))
+        # A symlinked directory shows up in ``dirs`` but is not descended into; list it as a file
+        # so that verification reports it instead of silently skipping it.
+        for name in dirs:
+            if os.path.islink(os.path.join(current, name)):
+                rel = name if rel_dir == "." else os.path.join(rel_dir, name)
+                found.append(rel.replace(os.sep, "/"))
+    return sorted(found)
+
+
+def describe_files(backup_dir: str, workers: int = 1) -> list[dict[str, Any]]:
+    """Size and sha256 of every payload file (hashing in ``workers`` threads)."""
+    names = payload_files(backup_dir)
+
+    def one(rel: str) -> dict[str, Any]:
+        path = os.path.join(backup_dir, rel)
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise DbopsError(f"checksum backup file {path}: not a regular file")
+        return {"path": rel, "size": st.st_size, "sha256": sha256_file(path)}
+
+    if workers > 1 and len(names) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(names))) as pool:
+            return list(pool.map(one, names))
+    return [one(rel) for rel in names]
+
+
+def restrict_permissions(path: str) -> None:
+    """Directories 0700 and files 0600 below ``path`` (symlinks untouched)."""
+    os.chmod(path, 0o700)
+    for current, dirs, files in os.walk(path, followlinks=False):
+        for name in dirs:
+            full = os.path.join(current, name)
+            if not os.path.islink(full):
+                os.chmod(full, 0o700)
+        for name in files:
+            full = os.path.join(current, name)
+            if not os.path.islink(full):
+                os.chmod(full, 0o600)
+
+
+def dir_size(path: str) -> int:
+    total = 0
+    for current, _dirs, files in os.walk(path, followlinks=False):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(current, name)).st_size
+    return total
+
+
+# --------------------------------------------------------------------------- catalog entries
+
+@dataclass
+class Backup:
+    """A complete backup: its directory name equals the id in its manifest."""
+
+    id: str
+    path: str
+    manifest: dict[str, Any]
+
+    @property
+    def engine(self) -> str:
+        return str(self.manifest["engine"])
+
+    @property
+    def database(self) -> str:
+        return str(self.manifest["database"])
+
+    @property
+    def started_at(self) -> dt.datetime:
+        return parse_time(self.manifest["started_at"])
+
+    @property
+    def size(self) -> int:
+        return int(sum(f.get("size", 0) for f in self.manifest.get("files", [])))
+
+    def verifications(self) -> list[dict[str, Any]]:
+        path = os.path.join(self.path, VERIFICATIONS)
+        try:
+            data = read_json(path)
+        except (OSError, ValueError):
+            return []
+        return data if isinstance(data, list) else []
+
+
+@dataclass
+class Partial:
+    """A ``<id>.partial`` directory with our marker: a backup being written or abandoned."""
+
+    name: str
+    path: str
+    marker: dict[str, Any]
+    mtime: dt.datetime
+
+    @property
+    def started_at(self) -> dt.datetime:
+        try:
+            return parse_time(self.marker["started_at"])
+        except (KeyError, TypeError, ValueError):
+            return self.mtime
+
+    def is_active(self) -> bool:
+        """True while the process that writes it is alive on this host."""
+        pid = self.marker.get("pid")
+        if self.marker.get("host") != socket.gethostname() or not isinstance(pid, int):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+@dataclass
+class Catalog:
+    root: str
+    backups: list[Backup] = field(default_factory=list)
+    partials: list[Partial] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def select(self, engine: str | None = None, database: str | None = None) -> list[Backup]:
+        return [b for b in self.backups
+                if (engine is None or b.engine == engine) and (database is None or b.database == database)]
+
+    def get(self, backup_id: str) -> Backup:
+        for backup in self.backups:
+            if backup.id == backup_id:
+                return backup
+        raise DbopsError(f"find backup {backup_id} in {self.root}: no complete backup with that id")
+
+    def latest(self, engine: str | None = None, database: str | None = None) -> Backup | None:
+        chosen = self.select(engine, database)
+        return max(chosen, key=lambda b: (b.started_at, b.id)) if chosen else None
+
+
+def _valid_manifest(data: Any, name: str) -> bool:
+    return (isinstance(data, dict) and data.get("kind") == MANIFEST_KIND and data.get("id") == name
+            and data.get("engine") in ENGINES and isinstance(data.get("database"), str)
+            and isinstance(data.get("files"), list) and isinstance(data.get("started_at"), str))
+
+
+def check_root(root: str, writable: bool = False) -> str:
+    """Return the absolute root or raise a clear error (missing, not a directory, not writable)."""
+    path = os.path.abspath(root)
+    if not os.path.exists(path):
+        raise DbopsError(f"use backup root {path}: the directory does not exist")
+    if not os.path.isdir(path):
+        raise DbopsError(f"use backup root {path}: not a directory")
+    if writable and not os.access(path, os.W_OK | os.X_OK):
+        raise DbopsError(f"use backup root {path}: the directory is not writable by this user")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise DbopsError(f"use backup root {path}: the directory is not readable by this user")
+    return path
+
+
+def scan(root: str) -> Catalog:
+    """Read the catalog of a backup root. Never follows symlinks; unknown entries are ignored."""
+    path = check_root(root)
+    catalog = Catalog(root=path)
+    with os.scandir(path) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
+                catalog.ignored.append(entry.name)
+                continue
+            if entry.name.endswith(PARTIAL_SUFFIX):
+                partial = _read_partial(entry.path, entry.name)
+                if partial is None:
+                    catalog.ignored.append(entry.name)
+                else:
+                    catalog.partials.append(partial)
+                continue
+            manifest_path = os.path.join(entry.path, MANIFEST)
+            if os.path.islink(manifest_path):
+                catalog.ignored.append(entry.name)
+                continue
+            try:
+                manifest = read_json(manifest_path)
+            except (OSError, ValueError):
+                catalog.ignored.append(entry.name)
+                continue
+            if _valid_manifest(manifest, entry.name):
+                catalog.backups.append(Backup(id=entry.name, path=entry.path, manifest=manifest))
+            else:
+                catalog.ignored.append(entry.name)
+    return catalog
+
+
+def _read_partial(path: str, name: str) -> Partial | None:
+    marker_path = os.path.join(path, MARKER)
+    if os.path.islink(marker_path):
+        return None
+    try:
+        marker = read_json(marker_path)
+        mtime = dt.datetime.fromtimestamp(os.lstat(marker_path).st_mtime, dt.timezone.utc)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(marker, dict) or marker.get("kind") != MANIFEST_KIND:
+        return None
+    return Partial(name=name, path=path, marker=marker, mtime=mtime)
+
+
+# --------------------------------------------------------------------------- writing a backup
+
+def sanitize(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "db"
+    return cleaned[:60]
+
+
+def new_backup_id(root: str, engine: str, database: str, when: dt.datetime) -> str:
+    base = f"{ENGINE_PREFIX[engine]}-{sanitize(database)}-{when.strftime('%Y%m%dT%H%M%SZ')}"
+    candidate, n = base, 1
+    while (os.path.lexists(os.path.join(root, candidate))
+           or os.path.lexists(os.path.join(root, candidate + PARTIAL_SUFFIX))):
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+class BackupWriter:
+    """Creates ``<root>/<id>.partial``, then publishes it as ``<root>/<id>`` after the manifest.
+
+    Used as a context manager: if the body raises, the partial directory is removed, so a failed
+    backup (bad login, disk full, pg_dump error) leaves nothing behind. If the process is killed,
+    the partial stays; it never looks complete and retention removes it once it is stale.
+    """
+
+    def __init__(self, root: str, engine: str, database: str) -> None:
+        self.root = check_root(root, writable=True)
+        self.engine = engine
+        self.database = database
+        self.started = utcnow()
+        self.id = new_backup_id(self.root, engine, database, self.started)
+        self.partial = os.path.join(self.root, self.id + PARTIAL_SUFFIX)
+        self.final = os.path.join(self.root, self.id)
+        self.published = False
+
+    def __enter__(self) -> BackupWriter:
+        try:
+            os.mkdir(self.partial, 0o700)
+            os.chmod(self.partial, 0o700)
+            write_json_atomic(os.path.join(self.partial, MARKER), {
+                "kind": MANIFEST_KIND, "id": self.id, "engine": self.engine, "database": self.database,
+                "pid": os.getpid(), "host": socket.gethostname(),
+                "started_at": format_time(self.started),
+            })
+        except OSError as exc:
+            self.discard()
+            raise DbopsError(f"create backup directory {self.partial}: {exc.strerror or exc}") from exc
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if not self.published:
+            self.discard()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+    def publish(self, manifest: dict[str, Any], hash_workers: int = 1) -> dict[str, Any]:
+        """Checksum the payload, write the manifest last, rename the directory into place."""
+        try:
+            restrict_permissions(self.partial)
+            files = describe_files(self.partial, workers=hash_workers)
+            finished = utcnow()
+            full = {
+                "kind": MANIFEST_KIND,
+                "format_version": MANIFEST_VERSION,
+                "id": self.id,
+                "engine": self.engine,
+                "database": self.database,
+                "host": socket.gethostname(),
+                "started_at": format_time(self.started),
+                "finished_at": format_time(finished),
+                "duration_s": round((finished - self.started).total_seconds(), 3),
+                **manifest,
+                "files": files,
+                "total_size": sum(f["size"] for f in files),
+            }
+            write_json_atomic(os.path.join(self.partial, MANIFEST), full)
+            os.rename(self.partial, self.final)
+            fsync_dir(self.root)
+        except OSError as exc:
+            raise DbopsError(f"write backup {self.id} in {self.root}: {exc.strerror or exc}") from exc
+        self.published = True
+        return full
+
+
+# --------------------------------------------------------------------------- verification
+
+def verify_files(backup: Backup, workers: int = 1) -> list[str]:
+    """Re-read every file against the manifest; return the problems (empty when intact)."""
+    problems: list[str] = []
+    listed = {f["path"]: f for f in backup.manifest.get("files", [])}
+    present = set(payload_files(backup.path))
+    for rel in sorted(present - set(listed)):
+        problems.append(f"{rel}: not listed in the manifest")
+    to_hash: list[dict[str, Any]] = []
+    for rel, entry in sorted(listed.items()):
+        path = os.path.join(backup.path, rel)
+        if rel not in present or not os.path.lexists(path):
+            problems.append(f"{rel}: missing")
+            continue
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"{rel}: not a regular file")
+        elif st.st_size != entry.get("size"):
+            problems.append(f"{rel}: size {st.st_size} differs from the manifest ({entry.get('size')})")
+        else:
+            to_hash.append(entry)
+
+    def check(entry: dict[str, Any]) -> str | None:
+        digest = sha256_file(os.path.join(backup.path, entry["path"]))
+        if digest != entry.get("sha256"):
+            return f"{entry['path']}: sha256 {digest} differs from the manifest"
+        return None
+
+    if workers > 1 and len(to_hash) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(to_hash))) as pool:
+            results: Iterable[str | None] = list(pool.map(check, to_hash))
+    else:
+        results = [check(entry) for entry in to_hash]
+    problems.extend(r for r in results if r)
+    return problems
+
+
+def require_intact(backup: Backup, workers: int = 1) -> None:
+    problems = verify_files(backup, workers)
+    if problems:
+        raise DbopsError(
+            f"verify backup {backup.id}: {len(problems)} file(s) do not match the manifest: "
+            + "; ".join(problems[:5]),
+            problems=problems,
+        )
+
+
+def record_verification(backup: Backup, record: dict[str, Any], keep: int = 50) -> None:
+    records = backup.verifications()
+    records.append(record)
+    write_json_atomic(os.path.join(backup.path, VERIFICATIONS), records[-keep:])
+
+
+def verification_state(backup: Backup) -> dict[str, Any]:
+    records = backup.verifications()
+    if not records:
+        return {"state": "unverified", "last": None}
+    last = records[-1]
+    return {"state": "verified" if last.get("ok") else "failed", "last": last}
+
+
+# --------------------------------------------------------------------------- removal
+
+def _inside_root(root: str, path: str) -> bool:
+    return os.path.dirname(os.path.abspath(path)) == os.path.abspath(root)
+
+
+def remove_entry(root: str, path: str) -> None:
+    """Remove one backup or partial directory directly below ``root`` (never through a link).
+
+    A complete backup is first renamed to ``<id>.partial`` so an interrupted removal never leaves
+    something that looks complete but is missing files.
+    """
+    if not _inside_root(root, path) or os.path.islink(path) or not os.path.isdir(path):
+        raise DbopsError(f"remove {path}: not a backup directory directly inside {root}")
+    target = path
+    if not path.endswith(PARTIAL_SUFFIX):
+        target = path + PARTIAL_SUFFIX
+        if os.path.lexists(target):
+            raise DbopsError(f"remove {path}: {target} already exists")
+        os.rename(path, target)
+    try:
+        shutil.rmtree(target)
+    except OSError as exc:
+        raise DbopsError(f"remove {target}: {exc.strerror or exc}") from exc
+

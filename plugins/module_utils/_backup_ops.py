@@ -1,0 +1,351 @@
+# Copyright: dbops.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backup operations shared by the modules and the ``dbops-backup`` command.
+
+Each function takes plain parameters, returns a result dict (what the modules return and the CLI
+logs) and raises :class:`DbopsError` on failure. ``check=True`` computes the plan and changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
+from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_dump, _pg_backup
+from ansible_collections.dbops.datastores.plugins.module_utils import _retention as retention
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+
+ENGINE_NAMES = {"postgresql": "PostgreSQL", "mongodb": "MongoDB"}
+
+
+def summary(backup: catalog.Backup, now: dt.datetime | None = None) -> dict[str, Any]:
+    """What the modules report about one backup."""
+    now = now or catalog.utcnow()
+    m = backup.manifest
+    state = catalog.verification_state(backup)
+    return {
+        "id": backup.id,
+        "path": backup.path,
+        "engine": backup.engine,
+        "database": backup.database,
+        "format": m.get("format"),
+        "started_at": m.get("started_at"),
+        "finished_at": m.get("finished_at"),
+        "duration_s": m.get("duration_s"),
+        "size": backup.size,
+        "age_s": round((now - backup.started_at).total_seconds(), 1),
+        "server_version": m.get("server_version"),
+        "tool": (m.get("tool") or {}).get("name"),
+        "counts": m.get("counts", {}),
+        "verification": state["state"],
+        "last_verification": state["last"],
+    }
+
+
+# --------------------------------------------------------------------------- backup
+
+def backup(engine: str, params: dict[str, Any], root: str, options: dict[str, Any], *,
+           min_interval: Any = None, check: bool = False) -> dict[str, Any]:
+    """Take a backup unless one younger than ``min_interval`` exists."""
+    root = catalog.check_root(root, writable=not check)
+    database = options["database"]
+    if min_interval:
+        interval = catalog.parse_duration(min_interval)
+        latest = catalog.scan(root).latest(engine, database)
+        if latest is not None and catalog.utcnow() - latest.started_at < interval:
+            return {"changed": False, "backup": summary(latest),
+                    "skipped_reason": f"backup {latest.id} is younger than min_interval {min_interval}"}
+    if engine == "postgresql":
+        _pg_backup.validate_options(options)
+        plan = _pg_backup.plan_backup(options)
+    else:
+        tool_path = _mongodb_dump.choose_tool(options.get("tool") or "auto", options.get("mongodump_path"))
+        plan = _mongodb_dump.plan_backup(options, tool_path)
+    if check:
+        return {"changed": True, "plan": plan}
+    if engine == "postgresql":
+        manifest = _pg_backup.backup(params, root, options)
+    else:
+        manifest = _mongodb_dump.backup(params, root, options)
+    path = os.path.join(root, manifest["id"])
+    backup_entry = catalog.Backup(id=manifest["id"], path=path, manifest=manifest)
+    return {"changed": True, "plan": plan, "backup": summary(backup_entry)}
+
+
+# --------------------------------------------------------------------------- selection
+
+def select_backup(cat: catalog.Catalog, backup_id: str | None, engine: str | None,
+                  database: str | None) -> catalog.Backup:
+    if backup_id and backup_id != "latest":
+        found = cat.get(backup_id)
+        if engine and found.engine != engine:
+            raise DbopsError(f"use backup {backup_id}: it is a {ENGINE_NAMES[found.engine]} backup, "
+                             f"not {ENGINE_NAMES[engine]}")
+        return found
+    latest = cat.latest(engine, database)
+    if latest is None:
+        parts = [ENGINE_NAMES[engine]] if engine else []
+        parts += [f"backup of database {database}"] if database else ["backup"]
+        raise DbopsError(f"find the latest backup in {cat.root}: there is no complete {' '.join(parts)}")
+    return latest
+
+
+def scratch_name(backup_id: str) -> str:
+    return ("dbops_verify_" + catalog.sanitize(backup_id).lower().replace("-", "_"))[:63]
+
+
+def compare_counts(expected: dict[str, int], actual: dict[str, int]) -> list[str]:
+    problems = []
+    for name, count in sorted(expected.items()):
+        got = actual.get(name)
+        if got is None:
+            problems.append(f"{name}: missing after restore (expected {count})")
+        elif got != count:
+            problems.append(f"{name}: {got} after restore, manifest says {count}")
+    return problems
+
+
+# --------------------------------------------------------------------------- verify
+
+def verify(root: str, *, backup_id: str | None = None, engine: str | None = None,
+           database: str | None = None, restore_test: bool = False,
+           connections: dict[str, dict[str, Any]] | None = None, scratch_database: str | None = None,
+           jobs: int = 1, min_interval: Any = None, check: bool = False) -> dict[str, Any]:
+    """Check files against the manifest and optionally restore-test; record the result."""
+    cat = catalog.scan(root)
+    chosen = select_backup(cat, backup_id, engine, database)
+    kind = "restore" if restore_test else "files"
+    if min_interval:
+        interval = catalog.parse_duration(min_interval)
+        for record in reversed(chosen.verifications()):
+            if record.get("ok") and (record.get("kind") == kind or record.get("kind") == "restore"):
+                if catalog.utcnow() - catalog.parse_time(record["time"]) < interval:
+                    return {"changed": False, "ok": True, "backup": summary(chosen), "verification": record,
+                            "skipped_reason":
+                                f"verified at {record['time']}, within min_interval {min_interval}"}
+                break
+    scratch = scratch_database or scratch_name(chosen.id)
+    started = catalog.utcnow()
+    problems = catalog.verify_files(chosen)
+    record: dict[str, Any] = {"time": catalog.format_time(started), "kind": kind, "files_ok": not problems,
+                              "problems": problems}
+    if restore_test and check:
+        record["plan"] = f"restore {chosen.id} into scratch database {scratch}, compare counts, drop it"
+    elif restore_test and not problems:
+        params = (connections or {}).get(chosen.engine)
+        if params is None:
+            raise DbopsError(f"restore-test backup {chosen.id}: no {ENGINE_NAMES[chosen.engine]} connection "
+                             "options given")
+        if chosen.engine == "postgresql":
+            result = _pg_backup.restore_test(params, chosen.manifest, chosen.path, scratch, jobs=jobs)
+        else:
+            result = _mongodb_dump.restore_test(params, chosen.manifest, chosen.path, scratch)
+        mismatches = compare_counts(chosen.manifest.get("counts", {}), result["counts"])
+        problems.extend(mismatches)
+        record.update(scratch_database=scratch, rto_s=result["rto_s"], counts_ok=not mismatches,
+                      restored_counts=result["counts"])
+    record["ok"] = not problems
+    record["duration_s"] = round((catalog.utcnow() - started).total_seconds(), 3)
+    if not check:
+        catalog.record_verification(chosen, record)
+    result = {"changed": True, "ok": record["ok"], "backup": summary(chosen), "verification": record}
+    if problems:
+        raise DbopsError(f"verify backup {chosen.id}: " + "; ".join(problems[:5]), **result)
+    return result
+
+
+# --------------------------------------------------------------------------- retention
+
+def policy_from(options: dict[str, Any]) -> retention.Policy:
+    within = options.get("keep_within")
+    policy = retention.Policy(
+        keep_last=int(options.get("keep_last") or 0),
+        keep_hourly=int(options.get("keep_hourly") or 0),
+        keep_daily=int(options.get("keep_daily") or 0),
+        keep_weekly=int(options.get("keep_weekly") or 0),
+        keep_monthly=int(options.get("keep_monthly") or 0),
+        keep_yearly=int(options.get("keep_yearly") or 0),
+        keep_within=catalog.parse_duration(within) if within else None,
+    )
+    problems = policy.problems()
+    if problems:
+        raise DbopsError("apply retention policy: " + "; ".join(problems))
+    return policy
+
+
+def apply_retention(root: str, options: dict[str, Any], *, engine: str | None = None,
+                    database: str | None = None, partial_max_age: Any = "1d",
+                    check: bool = False) -> dict[str, Any]:
+    """Decide keep/remove per engine+database and remove (outside check mode)."""
+    policy = policy_from(options)
+    cat = catalog.scan(root)
+    now = catalog.utcnow()
+    chosen = cat.select(engine, database)
+    by_id = {b.id: b for b in chosen}
+    items = [retention.Item(b.id, (b.engine, b.database), b.started_at) for b in chosen]
+    decisions = retention.decide(items, policy)
+    max_age = catalog.parse_duration(partial_max_age)
+    partial_infos = [(p.name, p.started_at, p.is_active()) for p in cat.partials
+                     if (engine is None or p.marker.get("engine") == engine)
+                     and (database is None or p.marker.get("database") == database)]
+    stale = retention.stale_partials(partial_infos, now, max_age)
+    report = [{"id": d.id, "engine": d.group[0], "database": d.group[1],
+               "started_at": catalog.format_time(d.time), "action": "keep" if d.keep else "remove",
+               "reasons": d.reasons, "size": by_id[d.id].size} for d in decisions]
+    to_remove = [d.id for d in decisions if not d.keep]
+    removed: list[str] = []
+    removed_partials: list[str] = []
+    if not check:
+        for backup_id in to_remove:
+            catalog.remove_entry(cat.root, by_id[backup_id].path)
+            removed.append(backup_id)
+        for name in stale:
+            catalog.remove_entry(cat.root, os.path.join(cat.root, name))
+            removed_partials.append(name)
+    return {
+        "changed": bool(to_remove or stale),
+        "decisions": report,
+        "remove": to_remove,
+        "keep": [d.id for d in decisions if d.keep],
+        "removed": removed,
+        "stale_partials": stale,
+        "removed_partials": removed_partials,
+        "active_partials": [name for name, _t, active in partial_infos if active],
+        "ignored": cat.ignored,
+        "freed_bytes": sum(by_id[i].size for i in to_remove) if not check else 0,
+    }
+
+
+# --------------------------------------------------------------------------- info
+
+def info(root: str, *, engine: str | None = None, database: str | None = None,
+         max_age: Any = None) -> dict[str, Any]:
+    cat = catalog.scan(root)
+    now = catalog.utcnow()
+    chosen = sorted(cat.select(engine, database), key=lambda b: (b.started_at, b.id), reverse=True)
+    backups = [summary(b, now) for b in chosen]
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in backups:
+        key = (entry["engine"], entry["database"])
+        group = groups.setdefault(key, {"engine": key[0], "database": key[1], "count": 0, "size": 0,
+                                        "latest": entry["id"], "latest_age_s": entry["age_s"],
+                                        "latest_verified": None})
+        group["count"] += 1
+        group["size"] += entry["size"]
+        if entry["verification"] == "verified" and group["latest_verified"] is None:
+            group["latest_verified"] = entry["id"]
+    result: dict[str, Any] = {
+        "changed": False,
+        "root": cat.root,
+        "backups": backups,
+        "groups": sorted(groups.values(), key=lambda g: (g["engine"], g["database"])),
+        "partials": [{"name": p.name, "started_at": catalog.format_time(p.started_at),
+                      "active": p.is_active()} for p in cat.partials],
+        "ignored": cat.ignored,
+        "total_size": sum(b["size"] for b in backups),
+        "newest_age_s": min((b["age_s"] for b in backups), default=None),
+    }
+    if max_age is not None:
+        limit = catalog.parse_duration(max_age).total_seconds()
+        stale = [f"{g['engine']}/{g['database']} newest backup {g['latest']} is "
+                 f"{catalog.format_age(g['latest_age_s'])} old" for g in result["groups"]
+                 if g["latest_age_s"] > limit]
+        if not backups:
+            what = "/".join(x for x in (engine, database) if x) or "any database"
+            stale.append(f"no complete backup of {what}")
+        result["stale"] = bool(stale)
+        result["stale_reasons"] = stale
+    return result
+
+
+# --------------------------------------------------------------------------- restore
+
+def restore(engine: str, params: dict[str, Any], root: str, options: dict[str, Any], *,
+            check: bool = False) -> dict[str, Any]:
+    """Verify checksums, then restore into ``options['database']`` (default: the source name)."""
+    cat = catalog.scan(root)
+    chosen = select_backup(cat, options.get("backup"), engine, options.get("source_database"))
+    catalog.require_intact(chosen)
+    target = options.get("database") or chosen.database
+    result: dict[str, Any] = {"backup": summary(chosen), "database": target, "restored": False}
+    if engine == "postgresql":
+        return _restore_pg(params, chosen, target, options, result=result, check=check)
+    return _restore_mongo(params, chosen, target, options, result=result, check=check)
+
+
+def _restore_pg(params: dict[str, Any], chosen: catalog.Backup, target: str, options: dict[str, Any], *,
+                result: dict[str, Any], check: bool) -> dict[str, Any]:
+    fmt = chosen.manifest["format"]
+    if options.get("clean") and fmt == "plain":
+        raise DbopsError(f"restore backup {chosen.id}: clean is not possible with a plain-format dump "
+                         "(restore into a new database with create: true)")
+    if (options.get("jobs") or 1) > 1 and fmt == "plain":
+        raise DbopsError(f"restore backup {chosen.id}: jobs > 1 needs a custom or directory-format dump")
+    conn = _pg_backup.maintenance_connect(params)
+    try:
+        exists = _pg_backup.database_exists(conn, target)
+        commands: list[str] = []
+        if not exists:
+            if not options.get("create"):
+                raise DbopsError(f"restore backup {chosen.id} into PostgreSQL database {target}: "
+                                 "the database does not exist (set create: true)")
+            commands.append(f"CREATE DATABASE {target} TEMPLATE template0")
+        elif not options.get("clean") and not _pg_backup.database_is_empty(params, target):
+            result.update(changed=False, skipped_reason=f"database {target} is not empty; set clean: true "
+                                                        "to replace its objects with the backup's")
+            return result
+        tool = "psql" if fmt == "plain" else "pg_restore"
+        cmd = _pg_backup.restore_command(chosen.manifest, chosen.path, target, options, tool)
+        commands.append(" ".join(cmd))
+        result.update(changed=True, commands=commands)
+        if check:
+            return result
+        facts = _pg_backup.server_facts(conn)
+        started = catalog.utcnow()
+        if not exists:
+            _pg_backup.create_database(conn, target)
+        _pg_backup.run_restore(params, chosen.manifest, chosen.path, target, options=options,
+                               server_major=facts["server_major"])
+    finally:
+        conn.close()
+    counts = _pg_backup.counts_in(params, target)
+    return _finish_restore(chosen, target, counts, started, result)
+
+
+def _restore_mongo(params: dict[str, Any], chosen: catalog.Backup, target: str, options: dict[str, Any], *,
+                   result: dict[str, Any], check: bool) -> dict[str, Any]:
+    from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb  # noqa: PLC0415
+
+    client = _mongodb.connect(params)
+    try:
+        if not options.get("clean") and not _mongodb_dump.database_is_empty(client, target):
+            result.update(changed=False, skipped_reason=f"database {target} is not empty; set clean: true "
+                                                        "to drop and restore the backup's collections")
+            return result
+        tool_path = _mongodb_dump.choose_tool(options.get("tool") or "auto", options.get("mongorestore_path"),
+                                              "mongorestore")
+        how = f"mongorestore ({tool_path})" if tool_path else "native restore (pymongo raw BSON)"
+        drop = " dropping existing collections first" if options.get("clean") else ""
+        result.update(changed=True, commands=[f"{how} of {chosen.id} into {target}{drop}"])
+        if check:
+            return result
+        started = catalog.utcnow()
+        _mongodb_dump.restore(params, chosen.manifest, chosen.path, target, options=options, client=client)
+        counts = _mongodb_dump.counts_in(client, target)
+    finally:
+        client.close()
+    return _finish_restore(chosen, target, counts, started, result)
+
+
+def _finish_restore(chosen: catalog.Backup, target: str, counts: dict[str, int], started: dt.datetime,
+                    result: dict[str, Any]) -> dict[str, Any]:
+    mismatches = compare_counts(chosen.manifest.get("counts", {}), counts)
+    result.update(restored=True, duration_s=round((catalog.utcnow() - started).total_seconds(), 3),
+                  counts=counts)
+    if mismatches:
+        raise DbopsError(f"restore backup {chosen.id} into {target}: counts differ from the manifest: "
+                         + "; ".join(mismatches[:5]), **result)
+    return result

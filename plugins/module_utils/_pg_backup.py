@@ -1,0 +1,416 @@
+# Copyright: dbops.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL backups through pg_dump and restores through pg_restore/psql.
+
+The password reaches the client tools through a 0600 passfile in a private temp directory
+(``PGPASSFILE``), never through argv. pg_dump runs on a snapshot exported by our own connection,
+so the row counts recorded in the manifest are exactly the rows in the dump.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
+from ansible_collections.dbops.datastores.plugins.module_utils import _postgres
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+
+FORMATS = ("custom", "directory", "plain")
+PAYLOAD = {"custom": "database.dump", "directory": "database.dir", "plain": "database.sql"}
+GLOBALS_FILE = "globals.sql"
+_FORMAT_FLAG = {"custom": "c", "directory": "d", "plain": "p"}
+_ERROR_LINE = re.compile(r"^(pg_dump|pg_dumpall|pg_restore|psql): (error|fatal|FATAL|ERROR)[: ]", re.M)
+_WARNING_LINE = re.compile(r"^(pg_dump|pg_dumpall|pg_restore): warning: (.*)$", re.M)
+
+_TABLES_SQL = """
+SELECT n.nspname, c.relname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ ORDER BY 1, 2
+"""
+
+_USER_OBJECTS_SQL = """
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+"""
+
+
+# --------------------------------------------------------------------------- client tool plumbing
+
+def _escape_passfile(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
+
+@contextlib.contextmanager
+def tool_env(params: dict[str, Any], database: str) -> Iterator[dict[str, str]]:
+    """Environment for pg_dump/pg_restore/psql; the password goes into a 0600 passfile."""
+    kwargs = _postgres.conn_kwargs(params, database)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update({
+        "PGUSER": str(kwargs["user"]),
+        "PGPORT": str(kwargs["port"]),
+        "PGDATABASE": database,
+        "PGSSLMODE": str(kwargs["sslmode"]),
+        "PGCONNECT_TIMEOUT": str(kwargs["connect_timeout"]),
+        "PGAPPNAME": "dbops.datastores",
+    })
+    if kwargs.get("host"):
+        env["PGHOST"] = str(kwargs["host"])
+    for key, var in (("sslrootcert", "PGSSLROOTCERT"), ("sslcert", "PGSSLCERT"), ("sslkey", "PGSSLKEY")):
+        if kwargs.get(key):
+            env[var] = str(kwargs[key])
+    private = tempfile.mkdtemp(prefix="dbops-pg-")
+    try:
+        os.chmod(private, 0o700)
+        passfile = os.path.join(private, "pgpass")
+        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            if kwargs.get("password") is not None:
+                handle.write(f"*:*:*:*:{_escape_passfile(str(kwargs['password']))}\n")
+        env["PGPASSFILE"] = passfile
+        env["DBOPS_PRIVATE_TMP"] = private
+        yield env
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def find_tool(name: str, bin_dir: str | None, server_major: int | None) -> str:
+    """``bin_dir/name``, else the Debian/PGDG layout for the server's major, else PATH."""
+    candidates = []
+    if bin_dir:
+        candidates.append(os.path.join(bin_dir, name))
+    else:
+        if server_major:
+            candidates.append(f"/usr/lib/postgresql/{server_major}/bin/{name}")
+            candidates.append(f"/usr/pgsql-{server_major}/bin/{name}")
+        found = shutil.which(name)
+        if found:
+            candidates.append(found)
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    where = bin_dir or "PATH"
+    raise DbopsError(f"find {name}: not found in {where} (install the PostgreSQL client or set bin_dir)")
+
+
+def tool_version(path: str) -> str:
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    return out.strip()
+
+
+def _stderr_problem(text: str) -> str | None:
+    match = _ERROR_LINE.search(text)
+    if not match:
+        return None
+    return " ".join(text[match.start():].split())[:2000]
+
+
+def _run(cmd: list[str], env: dict[str, str], action: str) -> str:
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL, umask=0o077)
+    _check_result(proc.returncode, proc.stderr, action)
+    return proc.stderr
+
+
+def _check_result(returncode: int, stderr: str, action: str) -> None:
+    problem = _stderr_problem(stderr)
+    if returncode < 0:
+        raise DbopsError(f"{action}: killed by signal {-returncode}" + (f" ({problem})" if problem else ""))
+    if returncode != 0:
+        detail = problem or " ".join(stderr.split())[-2000:] or f"exit code {returncode}"
+        raise DbopsError(f"{action}: {detail}")
+    if problem:
+        raise DbopsError(f"{action}: reported an error although it exited 0: {problem}")
+
+
+# --------------------------------------------------------------------------- server-side facts
+
+def _sql() -> Any:
+    _postgres.require_driver()
+    import psycopg2.sql  # noqa: PLC0415 - optional driver, imported once it is known to exist
+
+    return psycopg2.sql
+
+
+def connect(params: dict[str, Any], database: str, autocommit: bool = True) -> Any:
+    try:
+        return _postgres.connect(params, database=database, autocommit=autocommit)
+    except DbopsError as exc:
+        if re.search(r'database ".*" does not exist', exc.msg):
+            raise DbopsError(f"back up PostgreSQL database {database}: the database does not exist "
+                             f"({exc.msg})") from exc
+        raise
+
+
+def table_counts(cur: Any) -> dict[str, int]:
+    """Exact row count of every user table, ``schema.table`` -> rows (in the cursor's snapshot)."""
+    sql = _sql()
+    cur.execute(_TABLES_SQL)
+    counts: dict[str, int] = {}
+    for schema, table in cur.fetchall():
+        cur.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema),
+                                                                sql.Identifier(table)))
+        counts[f"{schema}.{table}"] = int(cur.fetchone()[0])
+    return counts
+
+
+def server_facts(conn: Any) -> dict[str, Any]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int")
+        version, num = cur.fetchone()
+    return {"server_version": version, "server_major": num // 10000}
+
+
+# --------------------------------------------------------------------------- backup
+
+def plan_backup(options: dict[str, Any]) -> dict[str, Any]:
+    """What a backup would run (no password, no connection needed)."""
+    fmt = options["format"]
+    cmd = ["pg_dump", f"--format={fmt}", "--snapshot=<exported>", "--file=<root>/<id>.partial/"
+           + PAYLOAD[fmt] + (".gz" if fmt == "plain" and options.get("compression") else "")]
+    if fmt == "directory" and (options.get("jobs") or 1) > 1:
+        cmd.append(f"--jobs={options['jobs']}")
+    if options.get("compression") is not None:
+        cmd.append(f"--compress={options['compression']}")
+    cmd.append(options["database"])
+    plan = {"engine": "postgresql", "database": options["database"], "format": fmt,
+            "commands": [" ".join(cmd)]}
+    if options.get("globals"):
+        plan["commands"].append("pg_dumpall --globals-only --file=<root>/<id>.partial/globals.sql")
+    return plan
+
+
+def validate_options(options: dict[str, Any]) -> None:
+    fmt = options.get("format")
+    if fmt not in FORMATS:
+        raise DbopsError(f"back up PostgreSQL database {options.get('database')}: unknown format {fmt!r} "
+                         f"(choose one of {', '.join(FORMATS)})")
+    jobs = options.get("jobs") or 1
+    if jobs < 1:
+        raise DbopsError("back up PostgreSQL: jobs must be at least 1")
+    if jobs > 1 and fmt != "directory":
+        raise DbopsError("back up PostgreSQL: jobs > 1 needs format directory (pg_dump dumps in parallel "
+                         "only into a directory)")
+    level = options.get("compression")
+    if level is not None and not 0 <= int(level) <= 9:
+        raise DbopsError("back up PostgreSQL: compression must be between 0 and 9")
+
+
+def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Dump one database into a new backup under ``root``; return the manifest."""
+    validate_options(options)
+    database, fmt = options["database"], options["format"]
+    jobs = int(options.get("jobs") or 1)
+    catalog.check_root(root, writable=True)
+    conn = connect(params, database, autocommit=False)
+    try:
+        facts = server_facts(conn)
+        conn.rollback()
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        pg_dump = find_tool("pg_dump", options.get("bin_dir"), facts["server_major"])
+        with tool_env(params, database) as env, catalog.BackupWriter(root, "postgresql", database) as writer:
+            payload = PAYLOAD[fmt]
+            if fmt == "plain" and options.get("compression"):
+                payload += ".gz"
+            target = os.path.join(writer.partial, payload)
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_export_snapshot()")
+                snapshot = cur.fetchone()[0]
+                cmd = [pg_dump, f"--format={_FORMAT_FLAG[fmt]}", f"--file={target}", f"--snapshot={snapshot}"]
+                if fmt == "directory" and jobs > 1:
+                    cmd.append(f"--jobs={jobs}")
+                if options.get("compression") is not None:
+                    cmd.append(f"--compress={int(options['compression'])}")
+                action = f"back up PostgreSQL database {database} with pg_dump"
+                stderr_path = os.path.join(env["DBOPS_PRIVATE_TMP"], "pg_dump.err")
+                with open(stderr_path, "w+") as err:
+                    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, stderr=err, umask=0o077)
+                    try:
+                        counts = table_counts(cur)
+                    except BaseException:
+                        proc.kill()
+                        proc.wait()
+                        raise
+                    returncode = proc.wait()
+                    err.seek(0)
+                    stderr = err.read()
+            conn.rollback()
+            _check_result(returncode, stderr, action)
+            _check_archive(fmt, target, action)
+            warnings = [m.group(2) for m in _WARNING_LINE.finditer(stderr)]
+            globals_file = None
+            if options.get("globals"):
+                pg_dumpall = find_tool("pg_dumpall", options.get("bin_dir"), facts["server_major"])
+                _run([pg_dumpall, "--globals-only", f"--file={os.path.join(writer.partial, GLOBALS_FILE)}",
+                      f"--database={database}"],
+                     env, f"dump roles and tablespaces of the PostgreSQL server holding {database}")
+                globals_file = GLOBALS_FILE
+            manifest = {
+                "format": fmt,
+                "payload": payload,
+                "globals": globals_file,
+                "compression": options.get("compression"),
+                "jobs": jobs,
+                "tool": {"name": "pg_dump", "path": pg_dump, "version": tool_version(pg_dump)},
+                "server_version": facts["server_version"],
+                "counts": counts,
+                "warnings": warnings,
+            }
+            return writer.publish(manifest, hash_workers=max(jobs, 1))
+    finally:
+        conn.close()
+
+
+def _check_archive(fmt: str, target: str, action: str) -> None:
+    """A dump that exits 0 but left no usable archive is a failure."""
+    header_file = os.path.join(target, "toc.dat") if fmt == "directory" else target
+    try:
+        size = os.path.getsize(header_file)
+        with open(header_file, "rb") as handle:
+            head = handle.read(5)
+    except OSError as exc:
+        raise DbopsError(f"{action}: no archive was written ({exc.strerror})") from exc
+    if size == 0:
+        raise DbopsError(f"{action}: the archive {header_file} is empty")
+    if fmt in ("custom", "directory") and head != b"PGDMP":
+        raise DbopsError(f"{action}: {header_file} is not a pg_dump archive")
+
+
+# --------------------------------------------------------------------------- restore
+
+def database_exists(conn: Any, name: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        return cur.fetchone() is not None
+
+
+def database_is_empty(params: dict[str, Any], name: str) -> bool:
+    conn = _postgres.connect(params, database=name, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(_USER_OBJECTS_SQL)
+            return int(cur.fetchone()[0]) == 0
+    finally:
+        conn.close()
+
+
+def restore_command(manifest: dict[str, Any], backup_dir: str, target: str, options: dict[str, Any],
+                    tool: str) -> list[str]:
+    payload = os.path.join(backup_dir, manifest["payload"])
+    if manifest["format"] == "plain":
+        return [tool, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", f"--dbname={target}"]
+    cmd = [tool, "--exit-on-error", f"--dbname={target}"]
+    if options.get("clean"):
+        cmd += ["--clean", "--if-exists"]
+    if (options.get("jobs") or 1) > 1:
+        cmd.append(f"--jobs={int(options['jobs'])}")
+    if options.get("no_owner"):
+        cmd.append("--no-owner")
+    if options.get("no_privileges"):
+        cmd.append("--no-privileges")
+    cmd.append(payload)
+    return cmd
+
+
+def run_restore(params: dict[str, Any], manifest: dict[str, Any], backup_dir: str, target: str, *,
+                options: dict[str, Any], server_major: int | None) -> None:
+    fmt = manifest["format"]
+    tool = find_tool("psql" if fmt == "plain" else "pg_restore", options.get("bin_dir"), server_major)
+    cmd = restore_command(manifest, backup_dir, target, options, tool)
+    # The connection string for --dbname is the plain database name; PGDATABASE carries it too.
+    cmd = [c if not c.startswith("--dbname=") else f"--dbname={_conninfo_dbname(target)}" for c in cmd]
+    action = f"restore backup {manifest['id']} into PostgreSQL database {target}"
+    with tool_env(params, target) as env:
+        if fmt != "plain":
+            _run(cmd, env, action)
+            return
+        payload = os.path.join(backup_dir, manifest["payload"])
+        opener = gzip.open if payload.endswith(".gz") else open
+        stderr_path = os.path.join(env["DBOPS_PRIVATE_TMP"], "psql.err")
+        with open(stderr_path, "w+") as err, opener(payload, "rb") as src:
+            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=err)
+            assert proc.stdin is not None
+            try:
+                shutil.copyfileobj(src, proc.stdin, 1024 * 1024)
+            except BrokenPipeError:
+                pass
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
+            returncode = proc.wait()
+            err.seek(0)
+            _check_result(returncode, err.read(), action)
+
+
+def _conninfo_dbname(name: str) -> str:
+    return "dbname='" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def create_database(conn: Any, name: str) -> None:
+    sql = _sql()
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+
+
+def drop_database(conn: Any, name: str) -> None:
+    sql = _sql()
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def counts_in(params: dict[str, Any], database: str) -> dict[str, int]:
+    conn = _postgres.connect(params, database=database, autocommit=False)
+    try:
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        with conn.cursor() as cur:
+            return table_counts(cur)
+    finally:
+        conn.close()
+
+
+def maintenance_connect(params: dict[str, Any]) -> Any:
+    return _postgres.connect(params, database=params.get("login_db") or "postgres", autocommit=True)
+
+
+def restore_test(params: dict[str, Any], manifest: dict[str, Any], backup_dir: str, scratch: str, *,
+                 jobs: int = 1, bin_dir: str | None = None) -> dict[str, Any]:
+    """Restore into a new scratch database, count rows, drop it. Returns counts and timings."""
+    conn = maintenance_connect(params)
+    try:
+        if database_exists(conn, scratch):
+            raise DbopsError(f"restore-test backup {manifest['id']}: the scratch database {scratch} already "
+                             "exists (drop it or choose another scratch_database)")
+        facts = server_facts(conn)
+        started = time.monotonic()
+        create_database(conn, scratch)
+        try:
+            run_restore(params, manifest, backup_dir, scratch,
+                        options={"jobs": jobs if manifest["format"] in ("custom", "directory") else 1,
+                                 "bin_dir": bin_dir},
+                        server_major=facts["server_major"])
+            rto = time.monotonic() - started
+            counts = counts_in(params, scratch)
+        finally:
+            drop_database(conn, scratch)
+    finally:
+        conn.close()
+    return {"counts": counts, "rto_s": round(rto, 3)}

@@ -1,0 +1,153 @@
+#!/usr/bin/python
+# Copyright: dbops.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: backup_info
+short_description: Report the backups in a backup root and check their freshness
+version_added: 0.1.0
+description:
+  - Lists the complete backups of a backup root (PostgreSQL and MongoDB) with size, age, counts and
+    verification state, a summary per engine and database, partial backups and foreign entries.
+  - With O(max_age) it reports RV(stale) when the newest backup of any database (or of the
+    O(engine)/O(database) selected) is older than that, or when there is no backup at all; with
+    O(fail_when_stale=true) the task fails then, for alerting from AWX or cron.
+options:
+  root:
+    description:
+      - The backup root directory.
+    type: path
+    required: true
+  engine:
+    description: Only report backups of this engine.
+    type: str
+    choices: [postgresql, mongodb]
+  database:
+    description: Only report backups of this database.
+    type: str
+  max_age:
+    description:
+      - Age limit for the newest backup of each database, for example V(24h) or V(1d12h).
+    type: str
+  fail_when_stale:
+    description:
+      - Fail the task when RV(stale) is true.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - dbops.datastores.attributes.info_module
+author:
+  - dbops.datastores contributors
+"""
+
+EXAMPLES = r"""
+- name: Alert when the app database has no backup younger than 24 hours
+  dbops.datastores.backup_info:
+    root: /var/backups/dbops
+    database: app
+    max_age: 24h
+    fail_when_stale: true
+
+- name: Read the catalog
+  dbops.datastores.backup_info:
+    root: /var/backups/dbops
+  register: catalog
+
+- name: Show unverified backups
+  ansible.builtin.debug:
+    msg: "{{ catalog.backups | selectattr('verification', 'eq', 'unverified') | map(attribute='id') }}"
+"""
+
+RETURN = r"""
+root:
+  description: Absolute path of the backup root.
+  returned: always
+  type: str
+backups:
+  description: Complete backups, newest first.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: pg-app-20261124T020000Z
+      path: /var/backups/dbops/pg-app-20261124T020000Z
+      engine: postgresql
+      database: app
+      format: custom
+      started_at: "2026-11-24T02:00:00.000000Z"
+      finished_at: "2026-11-24T02:00:41.200000Z"
+      duration_s: 41.2
+      size: 73400320
+      age_s: 3600.0
+      server_version: "15.18"
+      tool: pg_dump
+      counts: {"public.messages": 120332}
+      verification: verified
+      last_verification: {time: "2026-11-24T03:00:00.000000Z", kind: restore, ok: true, rto_s: 38.4}
+groups:
+  description: Per engine and database - count, total size, newest backup and its age, newest verified backup.
+  returned: always
+  type: list
+  elements: dict
+partials:
+  description: Partial backups (being written, or left by a killed run) with their start time.
+  returned: always
+  type: list
+  elements: dict
+ignored:
+  description: Entries of the root that are not backups.
+  returned: always
+  type: list
+  elements: str
+total_size:
+  description: Bytes in the backups reported.
+  returned: always
+  type: int
+newest_age_s:
+  description: Age in seconds of the newest backup reported (null when there is none).
+  returned: always
+  type: float
+stale:
+  description: Whether some database's newest backup is older than O(max_age), or there is none.
+  returned: when O(max_age) is set
+  type: bool
+stale_reasons:
+  description: One line per stale database.
+  returned: when O(max_age) is set
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "root": {"type": "path", "required": True},
+            "engine": {"type": "str", "choices": ["postgresql", "mongodb"]},
+            "database": {"type": "str"},
+            "max_age": {"type": "str"},
+            "fail_when_stale": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        result = _backup_ops.info(p["root"], engine=p["engine"], database=p["database"], max_age=p["max_age"])
+    except DbopsError as exc:
+        fail_from_error(module, exc)
+    if p["fail_when_stale"] and result.get("stale"):
+        module.fail_json(msg=f"check backup freshness in {result['root']} (max_age {p['max_age']}): "
+                             + "; ".join(result["stale_reasons"]), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
