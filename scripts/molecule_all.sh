@@ -17,6 +17,8 @@ if [ -z "${DBOPS_VENV:-}" ]; then
 fi
 export PATH="$DBOPS_VENV/bin:$PATH"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/molecule/containers.conf}"
+# Controller temp files of this checkout only (other checkouts on the same machine clean theirs).
+export ANSIBLE_LOCAL_TEMP="$here/.cache/ansible/tmp"
 export ANSIBLE_NOCOLOR=1 NO_COLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 # The checkout is the collection dbops.datastores; community.* come from the venv's `ansible` package.
 link="$here/.build/collections/ansible_collections/dbops/datastores"
