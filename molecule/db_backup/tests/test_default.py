@@ -29,7 +29,10 @@ def test_cron_entries_with_schedules(host):
     assert entries["dbops backup"][0] == "15 1 * * *"
     assert entries["dbops retention"][0] == "30 5 * * *"
     assert entries["dbops verify with restore test"][0] == "0 3 * * 6"
-    assert "verify --restore-test --config /etc/dbops/backup.json" in entries["dbops verify with restore test"][1]
+    assert (
+        "verify --restore-test --config /etc/dbops/backup.json"
+        in entries["dbops verify with restore test"][1]
+    )
     assert host.service("cron").is_running
 
 
@@ -75,9 +78,9 @@ def test_logrotate_config_is_valid(host):
 @pytest.fixture(scope="module")
 def backup_run(host):
     """Run the backup cron command once, as cron would, watching argv for secrets meanwhile."""
-    schedule, command = cron_commands(host)["dbops backup"]
+    _, command = cron_commands(host)["dbops backup"]
     watcher = host.run(
-        "nohup sh -c 'for i in $(seq 1 300); do cat /proc/[0-9]*/cmdline 2>/dev/null | tr \"\\0\" \" \"; "
+        'nohup sh -c \'for i in $(seq 1 300); do cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "; '
         "echo; sleep 0.05; done' > /tmp/argv-watch.txt 2>&1 & echo $!"
     )
     result = host.run(f"su -s /bin/sh dbbackup -c {json.dumps(command)}")
@@ -89,13 +92,18 @@ def test_cron_backup_command_produces_backups(host, backup_run):
     assert backup_run.rc == 0, host.file("/var/log/dbops/dbops-backup.err.log").content_string
     last = json.loads(host.file("/var/log/dbops/dbops-backup.log").content_string.strip().splitlines()[-1])
     assert last["ok"] is True, last
-    assert {(b["engine"], b["database"]) for b in last["backups"]} == {("postgresql", "appdb"), ("mongodb", "appdb")}
+    assert {(b["engine"], b["database"]) for b in last["backups"]} == {
+        ("postgresql", "appdb"),
+        ("mongodb", "appdb"),
+    }
     assert all(b["ok"] for b in last["backups"])
 
 
 def test_no_secret_in_argv_during_the_run(host, backup_run):
     watched = host.file("/tmp/argv-watch.txt").content_string
-    assert "dbops-backup.py backup --config" in watched  # the watch overlapped the run
+    # the watch overlapped the run and saw the dump tool's command line
+    assert "dbops-backup.py backup --config" in watched
+    assert "pg_dump" in watched
     for secret in SECRETS:
         assert secret not in watched
 
@@ -107,13 +115,23 @@ def test_verify_cron_command_restores_and_verifies(host, backup_run):
     last = json.loads(host.file("/var/log/dbops/dbops-backup.log").content_string.strip().splitlines()[-1])
     assert last["command"] == "verify"
     assert len(last["verifications"]) == 2
-    assert all(v["ok"] and v["kind"] for v in last["verifications"]), last
+    assert all(v["ok"] and v["kind"] == "restore" for v in last["verifications"]), last
+
+
+def test_retention_cron_command_runs(host, backup_run):
+    _, command = cron_commands(host)["dbops retention"]
+    result = host.run(f"su -s /bin/sh dbbackup -c {json.dumps(command)}")
+    assert result.rc == 0
+    last = json.loads(host.file("/var/log/dbops/dbops-backup.log").content_string.strip().splitlines()[-1])
+    assert last["command"] == "retention"
+    assert last["ok"] is True
+    assert last["retention"]["kept"] >= 2
 
 
 def test_backup_files_are_private(host, backup_run):
     listing = host.run("find /var/backups/dbops -mindepth 1 -printf '%m %u %p\\n'").stdout.splitlines()
     assert listing
     for line in listing:
-        mode, user, path = line.split(" ", 2)
+        mode, user, _ = line.split(" ", 2)
         assert user == "dbbackup", line
         assert re.fullmatch(r"[67]00", mode), line

@@ -56,7 +56,7 @@ def test_pg_monitor_wrong_password_refused(host):
 
 def test_pg_monitor_role_attributes(host):
     result = host.run(
-        "su postgres -c \"psql -At -c \\\"SELECT rolsuper, rolcreatedb, rolcreaterole, rolconnlimit, "
+        'su postgres -c "psql -At -c \\"SELECT rolsuper, rolcreatedb, rolcreaterole, rolconnlimit, '
         "pg_has_role('monitor', 'pg_monitor', 'USAGE') FROM pg_roles WHERE rolname = 'monitor'\\\"\""
     )
     assert result.stdout.strip() == "f|f|f|5|t"

@@ -28,7 +28,8 @@ print(json.dumps(out))
 """
 
 
-def probe(host, user, password, source, db, action):
+def probe(host, login: tuple[str, str, str], db: str, action: str):
+    user, password, source = login
     host.run(f"cat > /tmp/probe.py <<'EOF'\n{PROBE}\nEOF")
     result = host.run(f"{PY} /tmp/probe.py '{user}' '{password}' '{source}' '{db}' '{action}'")
     assert result.rc == 0, result.stderr
@@ -54,26 +55,29 @@ def test_options_file_from_variables(host):
 
 
 def test_unauthenticated_access_refused(host):
-    assert probe(host, "", "", "admin", "appdb", "list") == {"ok": False, "code": 13}
+    assert probe(host, ("", "", "admin"), "appdb", "list") == {"ok": False, "code": 13}
 
 
 def test_wrong_password_refused(host):
-    assert probe(host, "app", "wrong-password", "appdb", "appdb", "insert") == {"ok": False, "code": 18}
-    assert probe(host, "admin", "wrong-password", "admin", "admin", "list") == {"ok": False, "code": 18}
+    assert probe(host, ("app", "wrong-password", "appdb"), "appdb", "insert") == {"ok": False, "code": 18}
+    assert probe(host, ("admin", "wrong-password", "admin"), "admin", "list") == {"ok": False, "code": 18}
 
 
 def test_app_user_reads_and_writes_its_database(host):
-    assert probe(host, "app", "app-secret-1", "appdb", "appdb", "insert") == {"ok": True}
-    assert probe(host, "app", "app-secret-1", "appdb", "appdb", "count")["count"] >= 1
+    assert probe(host, ("app", "app-secret-1", "appdb"), "appdb", "insert") == {"ok": True}
+    assert probe(host, ("app", "app-secret-1", "appdb"), "appdb", "count")["count"] >= 1
 
 
 def test_read_only_user_cannot_write(host):
-    assert probe(host, "reporter", "reporter-secret-1", "admin", "appdb", "count")["ok"] is True
-    assert probe(host, "reporter", "reporter-secret-1", "admin", "appdb", "insert") == {"ok": False, "code": 13}
+    assert probe(host, ("reporter", "reporter-secret-1", "admin"), "appdb", "count")["ok"] is True
+    assert probe(host, ("reporter", "reporter-secret-1", "admin"), "appdb", "insert") == {
+        "ok": False,
+        "code": 13,
+    }
 
 
 def test_users_on_the_server(host):
-    users = probe(host, "admin", "admin-secret-1", "admin", "admin", "users")["users"]
+    users = probe(host, ("admin", "admin-secret-1", "admin"), "admin", "users")["users"]
     assert "admin" in users
     assert "reporter" in users
     assert "stale" not in users

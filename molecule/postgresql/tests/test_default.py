@@ -25,7 +25,7 @@ def test_app_user_connects_with_scram(host):
     assert result.rc == 0, result.stderr
     assert result.stdout.strip() == "app appdb"
     stored = host.run(
-        "su postgres -c \"psql -At -c \\\"SELECT rolpassword FROM pg_authid WHERE rolname = 'app'\\\"\""
+        'su postgres -c "psql -At -c \\"SELECT rolpassword FROM pg_authid WHERE rolname = \'app\'\\""'
     )
     assert stored.stdout.startswith("SCRAM-SHA-256$")
 
@@ -38,7 +38,9 @@ def test_wrong_password_refused(host):
 
 def test_unlisted_database_refused_over_tcp(host):
     # pg_hba grants app only appdb from anywhere; postgres db from 127.0.0.1 via the "all" entry.
-    result = host.run(f"PGPASSWORD=app-secret-1 psql -X -At -h {host_ip(host)} -p 5432 -U app -d postgres -c 'SELECT 1'")
+    result = host.run(
+        f"PGPASSWORD=app-secret-1 psql -X -At -h {host_ip(host)} -p 5432 -U app -d postgres -c 'SELECT 1'"
+    )
     assert result.rc != 0
     assert "no pg_hba.conf entry" in result.stderr
 
@@ -48,7 +50,9 @@ def host_ip(host) -> str:
 
 
 def test_absent_user_does_not_exist(host):
-    result = host.run("su postgres -c \"psql -At -c \\\"SELECT count(*) FROM pg_roles WHERE rolname = 'stale'\\\"\"")
+    result = host.run(
+        'su postgres -c "psql -At -c \\"SELECT count(*) FROM pg_roles WHERE rolname = \'stale\'\\""'
+    )
     assert result.stdout.strip() == "0"
 
 
@@ -75,3 +79,10 @@ def test_restart_needing_change_restarts(host, pids):
     assert sql_as(host, "app", "app-secret-1", "SHOW shared_buffers").stdout.strip() == "160MB"
     pending = sql_as(host, "app", "app-secret-1", "SELECT count(*) FROM pg_settings WHERE pending_restart")
     assert pending.stdout.strip() == "0"
+
+
+def test_rejected_setting_was_refused_without_reload_or_restart(host, pids):
+    message = host.file("/var/tmp/dbops-molecule/rejected").content_string
+    assert "the server rejects these settings (nothing was reloaded)" in message
+    assert 'invalid value for parameter "work_mem": "lots"' in message
+    assert pids[0] == pids[1]
