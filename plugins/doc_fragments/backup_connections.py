@@ -19,7 +19,8 @@ options:
         login_host:
           description:
             - Host name or IP address of the PostgreSQL server.
-            - When neither this nor O(login_unix_socket) is set, libpq's default (the local socket) applies.
+            - When neither this nor O(postgres.login_unix_socket) is set, libpq's default (the local
+              socket) applies.
             - Falls back to the E(PGHOST) environment variable.
           type: str
           aliases: [host]
@@ -37,11 +38,11 @@ options:
           aliases: [login]
         login_password:
           description:
-            - Password of O(login_user). Falls back to E(PGPASSWORD); a C(~/.pgpass) file also works.
+            - Password of O(postgres.login_user). Falls back to E(PGPASSWORD); a C(~/.pgpass) file also works.
           type: str
         login_unix_socket:
           description:
-            - Directory of the server's unix socket. Takes precedence over O(login_host).
+            - Directory of the server's unix socket. Takes precedence over O(postgres.login_host).
           type: str
           aliases: [unix_socket]
         login_db:
@@ -51,7 +52,7 @@ options:
           aliases: [login_database]
         ssl_mode:
           description:
-            - libpq C(sslmode). Use V(verify-full) with O(ca_cert) in production.
+            - libpq C(sslmode). Use V(verify-full) with O(postgres.ca_cert) in production.
             - Falls back to E(PGSSLMODE).
           type: str
           default: prefer
@@ -83,7 +84,8 @@ options:
         login_uri:
           description:
             - A MongoDB connection string (C(mongodb://...) or C(mongodb+srv://...)).
-            - When set, it replaces O(login_host) and O(login_port); other options still apply on top.
+            - When set, it replaces O(mongodb.login_host) and O(mongodb.login_port); other options
+              still apply on top.
             - Falls back to the E(MONGODB_URI) environment variable.
           type: str
           aliases: [uri]
@@ -106,11 +108,11 @@ options:
           aliases: [login]
         login_password:
           description:
-            - Password of O(login_user). Falls back to E(MONGODB_PASSWORD).
+            - Password of O(mongodb.login_user). Falls back to E(MONGODB_PASSWORD).
           type: str
         login_database:
           description:
-            - Database that holds O(login_user) (the authentication source).
+            - Database that holds O(mongodb.login_user) (the authentication source).
           type: str
           default: admin
           aliases: [auth_source]

@@ -148,7 +148,12 @@ def load_config(path: str) -> dict[str, Any]:
     _check_jobs(config.get("backups") or [], path)
     if config.get("retention") is not None:
         _check_keys(config["retention"], _RETENTION_KEYS, f"{path} retention")
-        ops.policy_from(config["retention"])
+        policy = {k: v for k, v in config["retention"].items() if k != "partial_max_age"}
+        try:
+            ops.policy_from(policy)
+            catalog.parse_duration(config["retention"].get("partial_max_age", "1d"))
+        except DbopsError as exc:
+            raise ConfigError(f"read config {path} retention: {exc.msg}") from exc
     if config.get("verify") is not None:
         _check_keys(config["verify"], _VERIFY_KEYS, f"{path} verify")
     return config

@@ -65,6 +65,11 @@ def backup(engine: str, params: dict[str, Any], root: str, options: dict[str, An
         tool_path = _mongodb_dump.choose_tool(options.get("tool") or "auto", options.get("mongodump_path"))
         plan = _mongodb_dump.plan_backup(options, tool_path)
     if check:
+        # Read-only preflight: the login works and the database exists.
+        if engine == "postgresql":
+            _pg_backup.connect(params, database).close()
+        else:
+            _mongodb_dump.require_database(params, database)
         return {"changed": True, "plan": plan}
     if engine == "postgresql":
         manifest = _pg_backup.backup(params, root, options)

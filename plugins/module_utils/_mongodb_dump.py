@@ -19,9 +19,11 @@ import contextlib
 import gzip
 import json
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -118,6 +120,53 @@ def _dumpable(info: dict[str, Any]) -> bool:
     return not name.startswith("system.") or name == "system.js"
 
 
+def _stream_collection(coll: Any, path: str, gz: bool) -> int:
+    """Write a collection's raw BSON batches to ``path``; returns the number of documents.
+
+    With gzip, compression runs in a writer thread (zlib releases the GIL), so fetching the next
+    batch from the server overlaps with compressing the previous one.
+    """
+    handle = _open_write(path, gz)
+    count = 0
+    try:
+        if not gz:
+            for batch in coll.find_raw_batches({}, batch_size=10000):
+                handle.write(batch)
+                count += count_bson_documents(batch)
+            return count
+        batches: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        failure: list[BaseException] = []
+
+        def writer() -> None:
+            try:
+                while True:
+                    item = batches.get()
+                    if item is None:
+                        return
+                    handle.write(item)
+            except BaseException as exc:  # re-raised in the reading thread
+                failure.append(exc)
+                while batches.get() is not None:
+                    pass
+
+        thread = threading.Thread(target=writer, name="dbops-gzip-writer", daemon=True)
+        thread.start()
+        try:
+            for batch in coll.find_raw_batches({}, batch_size=10000):
+                if failure:
+                    break
+                batches.put(batch)
+                count += count_bson_documents(batch)
+        finally:
+            batches.put(None)
+            thread.join()
+        if failure:
+            raise failure[0]
+        return count
+    finally:
+        _close_write(handle)
+
+
 def native_dump(client: Any, database: str, out_dir: str, gz: bool) -> dict[str, Any]:
     """Dump ``database`` into ``out_dir/<database>/``; return counts and the views seen."""
     bson = _bson()
@@ -139,15 +188,7 @@ def native_dump(client: Any, database: str, out_dir: str, gz: bool) -> dict[str,
             continue
         coll = db.get_collection(name, codec_options=raw_options)
         indexes = [dict(ix) for ix in db[name].list_indexes()]
-        handle = _open_write(f"{base}.bson{suffix}", gz)
-        count = 0
-        try:
-            for batch in coll.find_raw_batches({}, batch_size=10000):
-                handle.write(batch)
-                count += count_bson_documents(batch)
-        finally:
-            _close_write(handle)
-        counts[name] = count
+        counts[name] = _stream_collection(coll, f"{base}.bson{suffix}", gz)
         _write_file(f"{base}.metadata.json{suffix}", metadata_json(metadata_document(info, indexes)), gz)
     return {"counts": counts, "views": views}
 
@@ -291,6 +332,25 @@ def _native(client: Any, database: str, out_dir: str, gz: bool, action: str) -> 
         raise DbopsError(f"{action}: {_mongodb.error_text(exc)}") from exc
 
 
+def _require_database(client: Any, database: str) -> None:
+    action = f"back up MongoDB database {database}"
+    try:
+        exists = database in database_names(client)
+    except Exception as exc:  # pymongo errors: listDatabases refused and the like
+        raise DbopsError(f"{action}: {_mongodb.error_text(exc)}") from exc
+    if not exists:
+        raise DbopsError(f"{action}: the database does not exist")
+
+
+def require_database(params: dict[str, Any], database: str) -> None:
+    """Connect and check that ``database`` exists (read-only)."""
+    client = _mongodb.connect(params)
+    try:
+        _require_database(client, database)
+    finally:
+        client.close()
+
+
 def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[str, Any]:
     """Dump one database into a new backup under ``root``; return the manifest."""
     database = options["database"]
@@ -301,12 +361,7 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
     action = f"back up MongoDB database {database}"
     try:
         info = _mongodb.server_info(client)
-        try:
-            exists = database in database_names(client)
-        except Exception as exc:  # pymongo errors: listDatabases refused and the like
-            raise DbopsError(f"{action}: {_mongodb.error_text(exc)}") from exc
-        if not exists:
-            raise DbopsError(f"{action}: the database does not exist")
+        _require_database(client, database)
         with catalog.BackupWriter(root, "mongodb", database) as writer:
             out_dir = os.path.join(writer.partial, DUMP_DIR)
             if tool_path:

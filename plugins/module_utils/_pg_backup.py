@@ -27,7 +27,6 @@ from ansible_collections.dbops.datastores.plugins.module_utils._errors import Db
 FORMATS = ("custom", "directory", "plain")
 PAYLOAD = {"custom": "database.dump", "directory": "database.dir", "plain": "database.sql"}
 GLOBALS_FILE = "globals.sql"
-_FORMAT_FLAG = {"custom": "c", "directory": "d", "plain": "p"}
 _ERROR_LINE = re.compile(r"^(pg_dump|pg_dumpall|pg_restore|psql): (error|fatal|FATAL|ERROR)[: ]", re.M)
 _WARNING_LINE = re.compile(r"^(pg_dump|pg_dumpall|pg_restore): warning: (.*)$", re.M)
 
@@ -202,7 +201,7 @@ def validate_options(options: dict[str, Any]) -> None:
     if fmt not in FORMATS:
         raise DbopsError(f"back up PostgreSQL database {options.get('database')}: unknown format {fmt!r} "
                          f"(choose one of {', '.join(FORMATS)})")
-    jobs = options.get("jobs") or 1
+    jobs = 1 if options.get("jobs") is None else int(options["jobs"])
     if jobs < 1:
         raise DbopsError("back up PostgreSQL: jobs must be at least 1")
     if jobs > 1 and fmt != "directory":
@@ -233,7 +232,7 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
             with conn.cursor() as cur:
                 cur.execute("SELECT pg_export_snapshot()")
                 snapshot = cur.fetchone()[0]
-                cmd = [pg_dump, f"--format={_FORMAT_FLAG[fmt]}", f"--file={target}", f"--snapshot={snapshot}"]
+                cmd = [pg_dump, f"--format={fmt}", f"--file={target}", f"--snapshot={snapshot}"]
                 if fmt == "directory" and jobs > 1:
                     cmd.append(f"--jobs={jobs}")
                 if options.get("compression") is not None:

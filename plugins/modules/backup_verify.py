@@ -57,7 +57,7 @@ options:
     default: 1
   min_interval:
     description:
-      - Do nothing (RV(changed=false)) when the backup already passed a verification of the same
+      - Do nothing (C(changed=false)) when the backup already passed a verification of the same
         kind - or a restore test - within this duration, for example V(7d).
     type: str
 extends_documentation_fragment:

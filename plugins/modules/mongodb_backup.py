@@ -52,7 +52,7 @@ options:
   min_interval:
     description:
       - Do not take a backup when a complete backup of this database younger than this exists
-        (for example V(20h)); the task then reports that backup and RV(changed=false).
+        (for example V(20h)); the task then reports that backup and C(changed=false).
     type: str
 extends_documentation_fragment:
   - dbops.datastores.mongodb

@@ -15,7 +15,7 @@ description:
     views - and compares the document count of every collection with the manifest.
   - A target database without collections is restored into. One that already has collections is
     only replaced with O(clean=true) (the backup's collections are dropped first); otherwise
-    nothing is done and the task reports RV(changed=false) with RV(skipped_reason).
+    nothing is done and the task reports C(changed=false) with RV(skipped_reason).
 options:
   root:
     description: The backup root directory.

@@ -63,7 +63,7 @@ options:
   min_interval:
     description:
       - Do not take a backup when a complete backup of this database younger than this exists
-        (for example V(20h)); the task then reports that backup and RV(changed=false).
+        (for example V(20h)); the task then reports that backup and C(changed=false).
       - Units C(s), C(m), C(h), C(d), C(w), combinable (V(1d12h)).
     type: str
 extends_documentation_fragment:
@@ -122,7 +122,7 @@ plan:
     database: app
     format: custom
     commands:
-      - pg_dump --format=c --snapshot=<exported> --file=<root>/<id>.partial/database.dump app
+      - pg_dump --format=custom --snapshot=<exported> --file=<root>/<id>.partial/database.dump app
 skipped_reason:
   description: Why no backup was taken.
   returned: when O(min_interval) found a recent backup

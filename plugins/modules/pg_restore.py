@@ -16,7 +16,7 @@ description:
   - The target database is created when missing and O(create=true). An existing empty database is
     restored into. An existing database that already holds tables, views or sequences is only
     replaced with O(clean=true) (C(pg_restore --clean --if-exists)); otherwise nothing is done and
-    the task reports RV(changed=false) with RV(skipped_reason), so a restore play can be re-run.
+    the task reports C(changed=false) with RV(skipped_reason), so a restore play can be re-run.
   - Roles from C(globals.sql) are not applied; run it with C(psql) first when restoring to a new
     cluster.
 options:

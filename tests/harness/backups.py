@@ -285,3 +285,53 @@ def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def fake_backup(root: Any, engine: str, database: str, started: Any, backup_id: str | None = None) -> str:
+    """Write a complete backup in the documented catalog format (one small payload file)."""
+    import hashlib
+    import json
+    import os
+
+    prefix = {"postgresql": "pg", "mongodb": "mongodb"}[engine]
+    backup_id = backup_id or f"{prefix}-{database}-{started.strftime('%Y%m%dT%H%M%SZ')}"
+    path = os.path.join(str(root), backup_id)
+    os.mkdir(path, 0o700)
+    payload = f"{engine} {database} {started.isoformat()}".encode()
+    with open(os.path.join(path, "database.dump"), "wb") as handle:
+        handle.write(payload)
+    stamp = started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    manifest = {"kind": "dbops.datastores/backup", "format_version": 1, "id": backup_id, "engine": engine,
+                "database": database, "format": "custom", "payload": "database.dump",
+                "started_at": stamp, "finished_at": stamp, "duration_s": 0.0, "counts": {},
+                "files": [{"path": "database.dump", "size": len(payload),
+                           "sha256": hashlib.sha256(payload).hexdigest()}]}
+    with open(os.path.join(path, "manifest.json"), "w") as handle:
+        json.dump(manifest, handle)
+    return backup_id
+
+
+def fake_partial(root: Any, name: str, started: Any, pid: int, host: str | None = None) -> str:
+    import json
+    import os
+    import socket
+
+    path = os.path.join(str(root), name + ".partial")
+    os.mkdir(path, 0o700)
+    marker = {"kind": "dbops.datastores/backup", "id": name, "engine": "postgresql", "database": "app",
+              "pid": pid, "host": host or socket.gethostname(),
+              "started_at": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+    with open(os.path.join(path, ".dbops-backup"), "w") as handle:
+        json.dump(marker, handle)
+    with open(os.path.join(path, "database.dump"), "wb") as handle:
+        handle.write(b"PGDMP partial")
+    return name + ".partial"
+
+
+def dead_pid() -> int:
+    """The PID of a process that has exited."""
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid

@@ -42,7 +42,8 @@ def test_pg_backup_four_steps(ansible, pg_server, seeded_db, root):
     check = ansible.module("pg_backup", args, check=True, diff=True)
     assert check.get("failed") is not True, check
     assert check["changed"] is True
-    assert "pg_dump" in check["plan"]["commands"][0]
+    assert check["plan"]["commands"][0].startswith("pg_dump --format=custom --snapshot=<exported>")
+    assert check["diff"] == {"before": {"backup": None}, "after": {"backup": "(new backup)"}}
     assert bk.entries(root) == []
 
     first = ansible.module("pg_backup", args)
@@ -73,7 +74,7 @@ def test_pg_backup_four_steps(ansible, pg_server, seeded_db, root):
     assert manifest["counts"]["public.messages"] == 300
     assert len(manifest["counts"]) == 6
     # Permissions: directories 0700, files 0600.
-    for dirpath, dirs, files in os.walk(root / backup_id):
+    for dirpath, _dirs, files in os.walk(root / backup_id):
         assert stat.S_IMODE(os.stat(dirpath).st_mode) == 0o700
         for name in files:
             assert stat.S_IMODE(os.stat(os.path.join(dirpath, name)).st_mode) == 0o600
@@ -84,8 +85,8 @@ def test_pg_backup_four_steps(ansible, pg_server, seeded_db, root):
     ("directory", 2, 6, False),
     ("plain", 1, 6, False),
 ])
-def test_round_trip_is_identical_row_by_row(ansible, pg_server, seeded_db, root, fmt, jobs, compression,
-                                            globals_):
+def test_round_trip_is_identical_row_by_row(  # noqa: PLR0917 - pytest fixtures and parameters
+        ansible, pg_server, seeded_db, root, fmt, jobs, compression, globals_):
     args = pg_server.params(root=str(root), database=seeded_db, format=fmt, jobs=jobs, globals=globals_)
     if compression is not None:
         args["compression"] = compression
@@ -101,8 +102,8 @@ def test_round_trip_is_identical_row_by_row(ansible, pg_server, seeded_db, root,
     target = f"r_{uuid.uuid4().hex[:10]}"
     pg_server._created.append(target)
     restore = ansible.module("pg_restore", pg_server.params(
-        root=str(root), backup=backup["backup"]["id"], database=target, create=True, jobs=jobs if fmt != "plain"
-        else 1))
+        root=str(root), backup=backup["backup"]["id"], database=target, create=True,
+        jobs=jobs if fmt != "plain" else 1))
     assert restore.get("failed") is not True, restore
     assert restore["restored"] is True
     assert bk.pg_snapshot(pg_server, target) == bk.pg_snapshot(pg_server, seeded_db)
@@ -205,8 +206,8 @@ def test_bad_inputs_fail_clearly_and_leave_nothing(ansible, pg_server, pg_db, ro
     assert missing["failed"] is True
     assert "does not exist" in missing["msg"] and "nope" in missing["msg"]
 
-    unknown = ansible.module("pg_backup", pg_server.params(root=str(root), database="no_such_db"))
-    assert unknown["failed"] is True
+    unknown = ansible.module("pg_backup", pg_server.params(root=str(root), database="no_such_db"), check=True)
+    assert unknown["failed"] is True  # check mode finds it too
     assert "back up PostgreSQL database no_such_db: the database does not exist" in unknown["msg"]
 
     wrong = ansible.module("pg_backup", pg_server.params(root=str(root), database=pg_db,

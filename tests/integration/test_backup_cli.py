@@ -1,0 +1,92 @@
+"""The dbops-backup command (what the db_backup role puts in cron) against real servers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.harness import backups as bk
+
+
+def _run(*args, python=None):
+    cmd = bk.cli_command(*args)
+    if python:
+        cmd[0] = python
+    proc = subprocess.run(cmd, env=bk.cli_env(), capture_output=True, text=True, timeout=300, check=False)
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout + proc.stderr  # one JSON line per run
+    return proc.returncode, json.loads(lines[0])
+
+
+def test_run_backs_up_verifies_and_prunes_both_engines(pg_server, pg_db, mongo_server, mongo_db, tmp_path):
+    bk.create_pg_seed(pg_server, pg_db, rows=50)
+    with mongo_server.client() as client:
+        bk.create_mongo_seed(client, mongo_db, docs=50)
+    root = tmp_path / "backups"
+    root.mkdir(mode=0o700)
+    password_file = tmp_path / "pg.pass"
+    password_file.write_text(pg_server.password + "\n")
+    log_file = tmp_path / "dbops-backup.log"
+    pg_conn = {k: v for k, v in pg_server.params().items() if k != "login_password"}
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({
+        "root": str(root),
+        "log_file": str(log_file),
+        "postgres": {**pg_conn, "login_password_file": str(password_file)},
+        "mongodb": mongo_server.params(),
+        "backups": [{"engine": "postgresql", "database": pg_db, "format": "directory", "jobs": 2},
+                    {"engine": "mongodb", "database": mongo_db}],
+        "retention": {"keep_last": 1},
+        "verify": {"after_backup": True, "restore_test": True},
+    }))
+
+    code, line = _run("run", "--config", str(config))
+    assert code == 0, line
+    assert line["ok"] is True and line["command"] == "run" and line["program"] == "dbops-backup"
+    assert [(b["engine"], b["ok"]) for b in line["backups"]] == [("postgresql", True), ("mongodb", True)]
+    assert all(v["ok"] and v["kind"] == "restore" and v["rto_s"] > 0 for v in line["verifications"])
+    assert line["retention"]["removed"] == []
+    first_ids = {b["id"] for b in line["backups"]}
+    assert json.loads(log_file.read_text().splitlines()[-1]) == line
+    assert pg_server.password not in log_file.read_text()
+
+    code, line = _run("run", "--config", str(config))
+    assert code == 0, line
+    assert sorted(line["retention"]["removed"]) == sorted(first_ids)  # keep_last 1 per database
+    assert sorted(bk.entries(root)) == sorted(b["id"] for b in line["backups"])
+
+    code, info = _run("info", "--config", str(config), "--max-age", "1h")
+    assert code == 0 and {g["database"] for g in info["groups"]} == {pg_db, mongo_db}
+
+    # The same catalog through the modules' code path, seen from a Python without ansible-core.
+    code, plain = _run("info", "--config", str(config), python="/usr/bin/python3")
+    assert code == 0, plain
+    def strip_age(groups):
+        return [{k: v for k, v in g.items() if k != "latest_age_s"} for g in groups]
+
+    assert strip_age(plain["groups"]) == strip_age(info["groups"])
+
+
+def test_a_failing_job_fails_the_run_but_not_the_others(pg_server, pg_db, tmp_path):
+    root = tmp_path / "backups"
+    root.mkdir()
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({
+        "root": str(root), "postgres": pg_server.params(),
+        "backups": [{"engine": "postgresql", "database": "no_such_db"},
+                    {"engine": "postgresql", "database": pg_db}],
+    }))
+    config.chmod(0o600)
+    code, line = _run("backup", "--config", str(config))
+    assert code == 1
+    assert line["ok"] is False
+    assert "no_such_db: the database does not exist" in line["backups"][0]["error"]
+    assert line["backups"][1]["ok"] is True
+    assert bk.entries(root) == [line["backups"][1]["id"]]
+
+    code, line = _run("info", "--config", str(config), "--max-age", "1h")
+    assert code == 0
+
+    config.chmod(0o644)  # a password in a world-readable file is refused
+    code, line = _run("backup", "--config", str(config))
+    assert code == 2 and "readable by other users" in line["error"]

@@ -1,0 +1,135 @@
+"""The backup catalog: durations, recognising backups, writing them atomically, verification, removal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import pytest
+
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from tests.harness import backups as bk
+
+UTC = dt.timezone.utc
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90", 90), (45, 45), ("30s", 30), ("15m", 900), ("24h", 86400), ("7d", 604800), ("2w", 1209600),
+    ("1d12h", 129600), ("1h 30m", 5400), ("0s", 0),
+])
+def test_parse_duration(text, seconds):
+    assert catalog.parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5x", "1d garbage", "-5", "h1"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(DbopsError, match="parse duration"):
+        catalog.parse_duration(text)
+
+
+def test_scan_recognises_backups_and_ignores_everything_else(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    good = bk.fake_backup(root, "postgresql", "app", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    (root / "readme.txt").write_text("x")
+    (root / "random-dir").mkdir()
+    (root / "bad.partial").mkdir()  # no marker: not ours
+    (root / "broken").mkdir()
+    (root / "broken" / "manifest.json").write_text("{not json")
+    renamed = bk.fake_backup(root, "mongodb", "app", dt.datetime(2026, 1, 2, tzinfo=UTC))
+    os.rename(root / renamed, root / "renamed")  # id no longer matches the directory
+    linked = bk.fake_backup(outside, "postgresql", "app", dt.datetime(2026, 1, 3, tzinfo=UTC))
+    os.symlink(outside / linked, root / linked)
+    partial = bk.fake_partial(root, "pg-app-x", dt.datetime(2026, 1, 4, tzinfo=UTC), pid=os.getpid())
+
+    cat = catalog.scan(str(root))
+    assert [b.id for b in cat.backups] == [good]
+    assert [p.name for p in cat.partials] == [partial]
+    assert cat.partials[0].is_active() is True
+    assert sorted(cat.ignored) == sorted(["readme.txt", "random-dir", "bad.partial", "broken", "renamed",
+                                          linked])
+    assert cat.latest("postgresql", "app").id == good
+    assert cat.latest("mongodb") is None
+
+
+def test_check_root_errors(tmp_path):
+    with pytest.raises(DbopsError, match="does not exist"):
+        catalog.check_root(str(tmp_path / "missing"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DbopsError, match="not a directory"):
+        catalog.check_root(str(tmp_path / "file"))
+
+
+def test_writer_publishes_with_manifest_written_last(tmp_path):
+    with catalog.BackupWriter(str(tmp_path), "postgresql", "app db") as writer:
+        assert writer.id.startswith("pg-app_db-")
+        assert os.path.isdir(writer.partial)
+        (tmp_path / (writer.id + ".partial") / "sub").mkdir()
+        (tmp_path / (writer.id + ".partial") / "sub" / "data.bin").write_bytes(b"abc")
+        assert catalog.scan(str(tmp_path)).backups == []  # not complete yet
+        manifest = writer.publish({"format": "custom", "counts": {"public.t": 3}})
+    assert manifest["files"] == [{"path": "sub/data.bin", "size": 3, "sha256":
+                                  "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}]
+    cat = catalog.scan(str(tmp_path))
+    assert [b.id for b in cat.backups] == [writer.id]
+    assert catalog.verify_files(cat.backups[0]) == []
+    assert not [n for n in os.listdir(tmp_path / writer.id) if n.startswith(".tmp-")]
+    assert oct(os.stat(tmp_path / writer.id / "sub" / "data.bin").st_mode & 0o777) == "0o600"
+
+
+def test_writer_removes_partial_on_error(tmp_path):
+    with pytest.raises(RuntimeError), catalog.BackupWriter(str(tmp_path), "mongodb", "app") as writer:
+        (tmp_path / (writer.id + ".partial") / "x").write_text("half")
+        raise RuntimeError("dump failed")
+    assert os.listdir(tmp_path) == []
+
+
+def test_ids_do_not_collide(tmp_path):
+    when = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    first = catalog.new_backup_id(str(tmp_path), "postgresql", "app", when)
+    (tmp_path / first).mkdir()
+    assert catalog.new_backup_id(str(tmp_path), "postgresql", "app", when) == first + "-2"
+
+
+def test_verify_files_reports_changes(tmp_path):
+    backup_id = bk.fake_backup(tmp_path, "postgresql", "app", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    backup = catalog.scan(str(tmp_path)).get(backup_id)
+    bk.flip_byte(tmp_path / backup_id / "database.dump")
+    (tmp_path / backup_id / "extra.txt").write_text("?")
+    problems = catalog.verify_files(backup)
+    assert problems[0] == "extra.txt: not listed in the manifest"
+    assert problems[1].startswith("database.dump: sha256 ")
+    os.unlink(tmp_path / backup_id / "database.dump")
+    assert "database.dump: missing" in catalog.verify_files(backup)
+    with pytest.raises(DbopsError, match=f"verify backup {backup_id}: 2 file"):
+        catalog.require_intact(backup)
+
+
+def test_verification_records(tmp_path):
+    backup_id = bk.fake_backup(tmp_path, "postgresql", "app", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    backup = catalog.scan(str(tmp_path)).get(backup_id)
+    assert catalog.verification_state(backup)["state"] == "unverified"
+    catalog.record_verification(backup, {"time": "t1", "ok": True})
+    catalog.record_verification(backup, {"time": "t2", "ok": False})
+    assert catalog.verification_state(backup) == {"state": "failed", "last": {"time": "t2", "ok": False}}
+    assert catalog.verify_files(backup) == []  # records are not payload
+    assert json.loads((tmp_path / backup_id / "verifications.json").read_text())[0]["time"] == "t1"
+
+
+def test_remove_entry_never_follows_links_or_leaves_root(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    target = bk.fake_backup(outside, "postgresql", "app", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    os.symlink(outside / target, root / "link")
+    with pytest.raises(DbopsError, match="not a backup directory"):
+        catalog.remove_entry(str(root), str(root / "link"))
+    with pytest.raises(DbopsError, match="not a backup directory"):
+        catalog.remove_entry(str(root), str(outside / target))
+    assert (outside / target / "manifest.json").exists()
+    mine = bk.fake_backup(root, "postgresql", "app", dt.datetime(2026, 1, 2, tzinfo=UTC))
+    catalog.remove_entry(str(root), str(root / mine))
+    assert sorted(os.listdir(root)) == ["link"]
