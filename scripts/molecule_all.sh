@@ -6,7 +6,8 @@
 #   scripts/molecule_all.sh postgresql           # one scenario
 #   MOLECULE_COMMAND=converge scripts/molecule_all.sh postgresql   # keep the container
 #
-# Env: DBOPS_VENV (default .venv of this checkout, else /work/main/.venv) whose bin/ has molecule,
+# Env: DBOPS_MOLECULE_CACHE (default .cache/molecule): apt and pip download caches;
+#      DBOPS_VENV (default .venv of this checkout, else /work/main/.venv) whose bin/ has molecule,
 #      ansible and pytest-testinfra; DBOPS_TEST_IMAGE; MOLECULE_COMMAND (default test).
 set -euo pipefail
 
@@ -25,6 +26,10 @@ link="$here/.build/collections/ansible_collections/dbops/datastores"
 mkdir -p "$(dirname "$link")"
 [ -L "$link" ] || ln -s "$here" "$link"
 export ANSIBLE_COLLECTIONS_PATH="$here/.build/collections"
+
+# Package downloads cached between runs (mounted into the containers by .config/molecule/config.yml).
+export DBOPS_MOLECULE_CACHE="${DBOPS_MOLECULE_CACHE:-$here/.cache/molecule}"
+mkdir -p "$DBOPS_MOLECULE_CACHE/apt/partial" "$DBOPS_MOLECULE_CACHE/pip"
 
 "$here/scripts/build_test_image.sh"
 
