@@ -21,7 +21,7 @@ ruff:
 	ruff check .
 
 ansible-lint:
-	ansible-lint --nocolor
+	ANSIBLE_VAULT_IDENTITY_LIST=local@inventories/local/vault-password ansible-lint --nocolor
 
 changelog-lint:
 	antsibull-changelog lint
