@@ -8,20 +8,24 @@ export ANSIBLE_NOCOLOR := 1
 export NO_COLOR := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup lint ruff ansible-lint changelog-lint docs-check build ee-check sanity unit integration test
+.PHONY: setup lint ruff ansible-lint argument-specs changelog-lint docs-check build ee-check sanity unit integration molecule test
 
 ## Install everything (Debian packages, venv, collection link, test image); idempotent.
 setup:
 	bash scripts/setup.sh
 
 ## Static checks: ruff, ansible-lint (production profile), changelog fragments, module docs, build.
-lint: setup ruff ansible-lint changelog-lint docs-check build ee-check
+lint: setup ruff ansible-lint argument-specs changelog-lint docs-check build ee-check
 
 ruff:
 	ruff check .
 
 ansible-lint:
 	ANSIBLE_VAULT_IDENTITY_LIST=local@inventories/local/vault-password ansible-lint --nocolor
+
+## Every role's meta/argument_specs.yml agrees with its defaults/main.yml.
+argument-specs:
+	python scripts/check_argument_specs.py roles
 
 changelog-lint:
 	antsibull-changelog lint
@@ -59,5 +63,9 @@ unit: setup
 integration: setup
 	pytest tests/integration -q $(PYTEST_ARGS)
 
+## Molecule: one scenario per role on podman with systemd (scripts/molecule_all.sh [scenario...]).
+molecule: setup
+	bash scripts/molecule_all.sh
+
 ## The full suite, in order. CI runs exactly this.
-test: setup lint sanity unit integration
+test: setup lint sanity unit integration molecule

@@ -78,7 +78,7 @@ def test_logrotate_config_is_valid(host):
 @pytest.fixture(scope="module")
 def backup_run(host):
     """Run the backup cron command once, as cron would, watching argv for secrets meanwhile."""
-    _, command = cron_commands(host)["dbops backup"]
+    _user, command = cron_commands(host)["dbops backup"]
     watcher = host.run(
         'nohup sh -c \'for i in $(seq 1 300); do cat /proc/[0-9]*/cmdline 2>/dev/null | tr "\\0" " "; '
         "echo; sleep 0.05; done' > /tmp/argv-watch.txt 2>&1 & echo $!"
@@ -109,7 +109,7 @@ def test_no_secret_in_argv_during_the_run(host, backup_run):
 
 
 def test_verify_cron_command_restores_and_verifies(host, backup_run):
-    _, command = cron_commands(host)["dbops verify with restore test"]
+    _user, command = cron_commands(host)["dbops verify with restore test"]
     result = host.run(f"su -s /bin/sh dbbackup -c {json.dumps(command)}")
     assert result.rc == 0, host.file("/var/log/dbops/dbops-backup.log").content_string
     last = json.loads(host.file("/var/log/dbops/dbops-backup.log").content_string.strip().splitlines()[-1])
@@ -119,7 +119,7 @@ def test_verify_cron_command_restores_and_verifies(host, backup_run):
 
 
 def test_retention_cron_command_runs(host, backup_run):
-    _, command = cron_commands(host)["dbops retention"]
+    _user, command = cron_commands(host)["dbops retention"]
     result = host.run(f"su -s /bin/sh dbbackup -c {json.dumps(command)}")
     assert result.rc == 0
     last = json.loads(host.file("/var/log/dbops/dbops-backup.log").content_string.strip().splitlines()[-1])
@@ -132,6 +132,6 @@ def test_backup_files_are_private(host, backup_run):
     listing = host.run("find /var/backups/dbops -mindepth 1 -printf '%m %u %p\\n'").stdout.splitlines()
     assert listing
     for line in listing:
-        mode, user, _ = line.split(" ", 2)
+        mode, user, _rest = line.split(" ", 2)
         assert user == "dbbackup", line
         assert re.fullmatch(r"[67]00", mode), line
