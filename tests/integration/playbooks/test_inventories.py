@@ -4,6 +4,7 @@ variables the playbooks and roles need (vaulted secrets included, for the demo).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ ENVIRONMENTS = ["local", "dev", "staging", "prod"]
 
 
 def _env() -> dict[str, str]:
-    import os
+
 
     env = dict(os.environ)
     env.update(ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH), ANSIBLE_NOCOLOR="1")
@@ -70,7 +71,7 @@ def test_environment_secrets_are_only_vault_references(environment):
 def test_prod_policy_is_stricter_than_dev():
     def policy(environment):
         text = (REPO_ROOT / "inventories" / environment / "group_vars" / "all" / "main.yml").read_text()
-        return {k.strip(): v.strip() for k, _s, v in (l.partition(":") for l in text.splitlines())
+        return {k.strip(): v.strip() for k, _s, v in (line.partition(":") for line in text.splitlines())
                 if k.startswith("dbops_migrate_")}
 
     assert policy("prod")["dbops_migrate_require_verified_backup"] == "true"
