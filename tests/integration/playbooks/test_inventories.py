@@ -18,8 +18,6 @@ ENVIRONMENTS = ["local", "dev", "staging", "prod"]
 
 
 def _env() -> dict[str, str]:
-
-
     env = dict(os.environ)
     env.update(ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH), ANSIBLE_NOCOLOR="1")
     return env
