@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -29,7 +30,7 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,7 @@ MANIFEST_VERSION = 1
 ENGINES = ("postgresql", "mongodb")
 ENGINE_PREFIX = {"postgresql": "pg", "mongodb": "mongodb"}
 LOCK_FILE = ".dbops-backup.lock"  # held by the dbops-backup command while it runs
+READERS_LOCK = ".dbops-readers.lock"  # shared while a backup is read, exclusive while removing
 _CONTROL_FILES = frozenset({MANIFEST, MARKER, VERIFICATIONS})
 _CHUNK = 1024 * 1024
 
@@ -322,7 +324,7 @@ def scan(root: str) -> Catalog:
     catalog = Catalog(root=path)
     with os.scandir(path) as entries:
         for entry in sorted(entries, key=lambda e: e.name):
-            if entry.name == LOCK_FILE:
+            if entry.name in (LOCK_FILE, READERS_LOCK):
                 continue
             if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
                 catalog.ignored.append(entry.name)
@@ -512,6 +514,35 @@ def verification_state(backup: Backup) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- removal
+
+@contextlib.contextmanager
+def readers_lock(root: str, exclusive: bool) -> Iterator[None]:
+    """Shared while restores and verifications read backups; exclusive while retention removes.
+
+    Retention does not wait: when a reader holds the lock it fails with a clear error instead of
+    deleting a backup that is being restored. Readers wait for a removal to finish.
+    """
+    path = os.path.join(root, READERS_LOCK)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        if exclusive:
+            raise
+        yield  # a read-only root: nobody can remove backups from it either
+        return
+    try:
+        if exclusive:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DbopsError(f"remove backups from {root}: a restore or verification is reading them "
+                                 "right now; nothing was removed (run retention again later)") from None
+        else:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
 
 def _inside_root(root: str, path: str) -> bool:
     return os.path.dirname(os.path.abspath(path)) == os.path.abspath(root)

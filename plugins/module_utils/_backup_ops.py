@@ -120,6 +120,15 @@ def verify(root: str, *, backup_id: str | None = None, engine: str | None = None
            connections: dict[str, dict[str, Any]] | None = None, scratch_database: str | None = None,
            jobs: int = 1, min_interval: Any = None, check: bool = False) -> dict[str, Any]:
     """Check files against the manifest and optionally restore-test; record the result."""
+    with catalog.readers_lock(catalog.check_root(root), exclusive=False):
+        return _verify(root, backup_id=backup_id, engine=engine, database=database, restore_test=restore_test,
+                       connections=connections, scratch_database=scratch_database, jobs=jobs,
+                       min_interval=min_interval, check=check)
+
+
+def _verify(root: str, *, backup_id: str | None, engine: str | None, database: str | None,
+            restore_test: bool, connections: dict[str, dict[str, Any]] | None, scratch_database: str | None,
+            jobs: int, min_interval: Any, check: bool) -> dict[str, Any]:
     cat = catalog.scan(root)
     chosen = select_backup(cat, backup_id, engine, database)
     kind = "restore" if restore_test else "files"
@@ -203,13 +212,14 @@ def apply_retention(root: str, options: dict[str, Any], *, engine: str | None = 
     to_remove = [d.id for d in decisions if not d.keep]
     removed: list[str] = []
     removed_partials: list[str] = []
-    if not check:
-        for backup_id in to_remove:
-            catalog.remove_entry(cat.root, by_id[backup_id].path)
-            removed.append(backup_id)
-        for name in stale:
-            catalog.remove_entry(cat.root, os.path.join(cat.root, name))
-            removed_partials.append(name)
+    if not check and (to_remove or stale):
+        with catalog.readers_lock(cat.root, exclusive=True):
+            for backup_id in to_remove:
+                catalog.remove_entry(cat.root, by_id[backup_id].path)
+                removed.append(backup_id)
+            for name in stale:
+                catalog.remove_entry(cat.root, os.path.join(cat.root, name))
+                removed_partials.append(name)
     return {
         "changed": bool(to_remove or stale),
         "decisions": report,
@@ -271,6 +281,12 @@ def info(root: str, *, engine: str | None = None, database: str | None = None,
 def restore(engine: str, params: dict[str, Any], root: str, options: dict[str, Any], *,
             check: bool = False) -> dict[str, Any]:
     """Verify checksums, then restore into ``options['database']`` (default: the source name)."""
+    with catalog.readers_lock(catalog.check_root(root), exclusive=False):
+        return _restore(engine, params, root, options, check=check)
+
+
+def _restore(engine: str, params: dict[str, Any], root: str, options: dict[str, Any], *,
+             check: bool) -> dict[str, Any]:
     cat = catalog.scan(root)
     chosen = select_backup(cat, options.get("backup"), engine, options.get("source_database"))
     catalog.require_intact(chosen)

@@ -189,10 +189,10 @@ def mongo_snapshot(client: Any, dbname: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- helpers for backup tests
 
 def entries(root: Any) -> list[str]:
-    """Names in a backup root (without the CLI's lock file)."""
+    """Names in a backup root (without the lock files)."""
     import os
 
-    return sorted(n for n in os.listdir(root) if n != ".dbops-backup.lock")
+    return sorted(n for n in os.listdir(root) if n not in (".dbops-backup.lock", ".dbops-readers.lock"))
 
 
 def flip_byte(path: Any, offset: int | None = None) -> None:

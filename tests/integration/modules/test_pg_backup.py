@@ -306,3 +306,28 @@ def test_backup_process_killed_leaves_partial_that_retention_removes(ansible, pg
     assert removed["changed"] is True
     assert removed["removed_partials"] == leftovers
     assert bk.entries(root) == []
+
+
+@pytest.mark.slow
+def test_pg_dump_killed_while_writing_data(pg_server, pg_db, root, tmp_path):
+    """Kill pg_dump once it has written part of the table data (not while it waits for locks)."""
+    pg_server.query("CREATE TABLE messages AS SELECT g AS id, repeat(md5(g::text), 8) AS body "
+                    "FROM generate_series(1, 400000) g", dbname=pg_db)
+    config = _write_config(tmp_path, root, pg_server, pg_db)
+    job = {"engine": "postgresql", "database": pg_db, "compression": 0}
+    config.write_text(json.dumps({**json.loads(config.read_text()), "backups": [job]}))
+    proc = subprocess.Popen(bk.cli_command("backup", "--config", str(config)), env=bk.cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def writing():
+        partials = [n for n in bk.entries(root) if n.endswith(".partial")]
+        dump = root / partials[0] / "database.dump" if partials else None
+        return dump is not None and dump.exists() and dump.stat().st_size > 4 * 1024 * 1024
+
+    bk.wait_for(writing, what="pg_dump to write 4 MB of data")
+    for pid in bk.processes_matching("pg_dump", str(root)):
+        os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    assert "killed by signal 9" in json.loads(out.strip().splitlines()[-1])["backups"][0]["error"]
+    assert bk.entries(root) == []
