@@ -21,7 +21,8 @@ ruff:
 	ruff check .
 
 ansible-lint:
-	ANSIBLE_VAULT_IDENTITY_LIST=local@inventories/local/vault-password ansible-lint --nocolor
+	@# A home of its own: ansible-lint installs the collection there, where it must not shadow other checkouts.
+	ANSIBLE_HOME=$(CURDIR)/.cache/ansible-home ANSIBLE_VAULT_IDENTITY_LIST=local@inventories/local/vault-password ansible-lint --nocolor
 
 ## Every role's meta/argument_specs.yml agrees with its defaults/main.yml.
 argument-specs:
