@@ -1,6 +1,6 @@
 """Native MongoDB dump against a raw pymongo RawBSONDocument read written to disk (goal: >= 0.9x).
 
-    cd <worktree> && /work/main/.venv/bin/python -m bench.backup_mongo_dump [--docs 100000] [--repeat 5]
+    cd <checkout> && .venv/bin/python -m bench.backup_mongo_dump [--docs 100000] [--repeat 5]
 
 Starts the MongoDB-wire test server (or uses DBOPS_TEST_MONGO_URI), fills two collections (about
 1 KB and 200 B documents), then times, alternating:

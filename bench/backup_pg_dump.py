@@ -1,6 +1,6 @@
 """pg_backup against raw pg_dump with the same options (goal: ratio <= 1.05, checksums included).
 
-    cd <worktree> && /work/main/.venv/bin/python -m bench.backup_pg_dump [--size-mb 1000] [--repeat 2]
+    cd <checkout> && .venv/bin/python -m bench.backup_pg_dump [--size-mb 1000] [--repeat 2]
 
 Starts a throwaway PostgreSQL 15 cluster, generates a database of about --size-mb MB with
 generate_series (two tables: narrow rows and wide text rows, plus indexes), then times, in

@@ -1,6 +1,6 @@
 """Retention decision over 10,000 catalog entries (goal: under 1 s).
 
-    cd <worktree> && /work/main/.venv/bin/python -m bench.backup_retention [--entries 10000]
+    cd <checkout> && .venv/bin/python -m bench.backup_retention [--entries 10000]
 
 Times the pure GFS decision (``_retention.decide``) and the full dry run of the module's code path
 (``apply_retention(check=True)``: scan the root, read every manifest, decide) over a root holding

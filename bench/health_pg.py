@@ -1,6 +1,6 @@
 """Cost of pg_health_info's fact gathering against the hand-rolled health query of seed 003.
 
-    cd <worktree> && /work/main/.venv/bin/python -m bench.health_pg [--tables 500]
+    cd <checkout> && .venv/bin/python -m bench.health_pg [--tables 500]
 
 Starts a throwaway cluster, creates one database with ``--tables`` tables (each with a primary key,
 a secondary index and 200 rows), then times, best of 5 runs:

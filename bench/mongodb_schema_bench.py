@@ -1,6 +1,6 @@
 """mongodb_schema: 100 collections x 5 indexes, from scratch and re-applied unchanged, vs minimal pymongo.
 
-Run: cd <checkout> && /work/main/.venv/bin/python -m bench.mongodb_schema_bench [--rounds 3] [--ansible]
+Run: cd <checkout> && .venv/bin/python -m bench.mongodb_schema_bench [--rounds 3] [--ansible]
 
 The module's own code path (parse -> read live state -> plan -> execute) runs in-process against
 the same server as the floor, which is the least a client must send:

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    /work/main/.venv/bin/python -m bench.pg_migrate_bench
+    .venv/bin/python -m bench.pg_migrate_bench
 
 Environment: DBOPS_BENCH_MIGRATIONS (default 1000), DBOPS_BENCH_REPEAT (runs per tool, best
 kept, default 2), DBOPS_BENCH_SCRIPT_LOOP (files for the postgresql_script loop, default 100),

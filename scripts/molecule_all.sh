@@ -7,15 +7,13 @@
 #   MOLECULE_COMMAND=converge scripts/molecule_all.sh postgresql   # keep the container
 #
 # Env: DBOPS_MOLECULE_CACHE (default .cache/molecule): apt and pip download caches;
-#      DBOPS_VENV (default .venv of this checkout, else /work/main/.venv) whose bin/ has molecule,
+#      DBOPS_VENV (default .venv of this checkout, made by scripts/setup.sh) whose bin/ has molecule,
 #      ansible and pytest-testinfra; DBOPS_TEST_IMAGE; MOLECULE_COMMAND (default test).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-if [ -z "${DBOPS_VENV:-}" ]; then
-  if [ -x "$here/.venv/bin/molecule" ]; then DBOPS_VENV="$here/.venv"; else DBOPS_VENV=/work/main/.venv; fi
-fi
+DBOPS_VENV="${DBOPS_VENV:-$here/.venv}"
 export PATH="$DBOPS_VENV/bin:$PATH"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/molecule/containers.conf}"
 # Controller temp files of this checkout only (other checkouts on the same machine clean theirs).
