@@ -8,7 +8,15 @@ export ANSIBLE_NOCOLOR := 1
 export NO_COLOR := 1
 PYTEST_ARGS ?=
 
-.PHONY: setup lint ruff ansible-lint argument-specs changelog-lint docs-check build ee-check sanity unit integration molecule test
+.PHONY: demo demo-clean setup lint ruff ansible-lint argument-specs changelog-lint docs-check build ee-check sanity unit integration molecule test
+
+## The demo: install, start the container dbops-demo, run site.yml and migrate.yml against
+## inventories/local, print the status. Again: 0 changed. demo-clean removes the container.
+demo:
+	bash scripts/demo.sh
+
+demo-clean:
+	bash scripts/demo.sh clean
 
 ## Install everything (Debian packages, venv, collection link, test image); idempotent.
 setup:

@@ -32,7 +32,7 @@ mkdir -p "$DBOPS_MOLECULE_CACHE/apt/partial" "$DBOPS_MOLECULE_CACHE/pip"
 "$here/scripts/build_test_image.sh"
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(postgresql mongodb db_monitoring db_backup)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(postgresql mongodb db_monitoring db_backup e2e)
 status=0
 for scenario in "${scenarios[@]}"; do
   start=$(date +%s)

@@ -5,6 +5,8 @@
     dbops-backup run --config FILE          backups, verification, retention as configured
     dbops-backup backup --config FILE       only the backups
     dbops-backup verify --config FILE [--restore-test]
+        run, backup and verify take --only ENGINE:DATABASE (repeatable) to act on some jobs only;
+        run and backup take --skip-missing (a database that does not exist yet is skipped, not failed)
     dbops-backup retention --config FILE [--dry-run]
     dbops-backup info --config FILE [--max-age 24h]
 
@@ -30,7 +32,7 @@ from typing import Any
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops as ops
 from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb, _postgres
-from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DatabaseMissingError, DbopsError
 
 LOCK_FILE = catalog.LOCK_FILE
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -176,10 +178,26 @@ def _connections(config: dict[str, Any], path: str) -> dict[str, dict[str, Any]]
             for engine, section in _SECTION.items()}
 
 
-def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: dict[str, Any]) -> bool:
+def select_jobs(jobs: list[dict[str, Any]], only: list[str] | None) -> list[dict[str, Any]]:
+    """The configured jobs named by ``--only ENGINE:DATABASE`` (all of them without ``--only``)."""
+    if not only:
+        return list(jobs)
+    wanted = []
+    for item in only:
+        engine, sep, database = item.partition(":")
+        if not sep or engine not in _SECTION or not database:
+            raise ConfigError(f"select jobs: --only {item} must be postgresql:DATABASE or mongodb:DATABASE")
+        if not any(job["engine"] == engine and job["database"] == database for job in jobs):
+            raise ConfigError(f"select jobs: --only {item} names no configured backup job")
+        wanted.append((engine, database))
+    return [job for job in jobs if (job["engine"], job["database"]) in wanted]
+
+
+def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: dict[str, Any],
+                 only: list[str] | None = None, skip_missing: bool = False) -> bool:
     ok = True
     verify_cfg = config.get("verify") or {}
-    for job in config.get("backups") or []:
+    for job in select_jobs(config.get("backups") or [], only):
         entry: dict[str, Any] = {"engine": job["engine"], "database": job["database"]}
         started = time.monotonic()
         try:
@@ -192,6 +210,12 @@ def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: 
                     _verify_one(config, conns, result["backup"]["id"],
                                 restore_test=verify_cfg.get("restore_test", False)))
                 ok &= log["verifications"][-1]["ok"]
+        except DatabaseMissingError as exc:
+            if skip_missing:
+                entry.update(ok=True, skipped=exc.msg)
+            else:
+                entry.update(ok=False, error=exc.msg)
+                ok = False
         except DbopsError as exc:
             entry.update(ok=False, error=exc.msg)
             ok = False
@@ -217,10 +241,10 @@ def _verify_one(config: dict[str, Any], conns: dict[str, dict[str, Any]], backup
 
 
 def step_verify(config: dict[str, Any], conns: dict[str, dict[str, Any]], restore_test: bool,
-                log: dict[str, Any]) -> bool:
+                log: dict[str, Any], only: list[str] | None = None) -> bool:
     ok = True
     seen = set()
-    for job in config.get("backups") or []:
+    for job in select_jobs(config.get("backups") or [], only):
         key = (job["engine"], job["database"])
         if key in seen:
             continue
@@ -274,6 +298,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                        ("retention", "apply the retention policy"), ("info", "print the catalog")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--config", required=True, help="config file (JSON, or YAML with PyYAML)")
+        if name in ("run", "backup", "verify"):
+            cmd.add_argument("--only", action="append", metavar="ENGINE:DATABASE",
+                             help="only this configured job (repeatable)")
+        if name in ("run", "backup"):
+            cmd.add_argument("--skip-missing", action="store_true",
+                             help="skip, not fail, a database that does not exist yet")
         if name == "verify":
             cmd.add_argument("--restore-test", action="store_true", default=None,
                              help="restore into a scratch database and compare counts")
@@ -296,14 +326,15 @@ def execute(args: argparse.Namespace, config: dict[str, Any], log: dict[str, Any
     if args.command == "retention":
         with run_lock(config["root"]):
             return step_retention(config, log, dry_run=args.dry_run)
+    select_jobs(config.get("backups") or [], args.only)  # a wrong --only fails before anything runs
     conns = _connections(config, args.config)
     with run_lock(config["root"]):
         if args.command == "verify":
             restore_test = args.restore_test
             if restore_test is None:
                 restore_test = bool((config.get("verify") or {}).get("restore_test"))
-            return step_verify(config, conns, restore_test, log)
-        ok = step_backups(config, conns, log)
+            return step_verify(config, conns, restore_test, log, args.only)
+        ok = step_backups(config, conns, log, args.only, args.skip_missing)
         if args.command == "run":
             ok &= step_retention(config, log)
         return ok

@@ -27,3 +27,7 @@ class MissingDriverError(DbopsError):
         super().__init__(f"the Python library {library} is required: {import_error}")
         self.library = library
         self.import_error = import_error
+
+
+class DatabaseMissingError(DbopsError):
+    """The database named does not exist on the server (nothing to back up yet)."""

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
 from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb
-from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DatabaseMissingError, DbopsError
 
 DUMP_DIR = "dump"
 TOOLS = ("auto", "mongodump", "native")
@@ -339,7 +339,7 @@ def _require_database(client: Any, database: str) -> None:
     except Exception as exc:  # pymongo errors: listDatabases refused and the like
         raise DbopsError(f"{action}: {_mongodb.error_text(exc)}") from exc
     if not exists:
-        raise DbopsError(f"{action}: the database does not exist")
+        raise DatabaseMissingError(f"{action}: the database does not exist")
 
 
 def require_database(params: dict[str, Any], database: str) -> None:

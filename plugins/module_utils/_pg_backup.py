@@ -22,7 +22,7 @@ from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
 from ansible_collections.dbops.datastores.plugins.module_utils import _postgres
-from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DatabaseMissingError, DbopsError
 
 FORMATS = ("custom", "directory", "plain")
 PAYLOAD = {"custom": "database.dump", "directory": "database.dir", "plain": "database.sql"}
@@ -153,8 +153,8 @@ def connect(params: dict[str, Any], database: str, autocommit: bool = True) -> A
         return _postgres.connect(params, database=database, autocommit=autocommit)
     except DbopsError as exc:
         if re.search(r'database ".*" does not exist', exc.msg):
-            raise DbopsError(f"back up PostgreSQL database {database}: the database does not exist "
-                             f"({exc.msg})") from exc
+            raise DatabaseMissingError(f"back up PostgreSQL database {database}: the database does not exist "
+                                       f"({exc.msg})") from exc
         raise
 
 

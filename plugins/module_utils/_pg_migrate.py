@@ -65,6 +65,8 @@ class Settings:
     repair: bool = False
     require_server_version: str | None = None
     require_extensions: tuple[str, ...] = ()
+    session_role: str | None = None
+    history_readers: tuple[str, ...] = ("pg_monitor",)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Settings:
@@ -86,6 +88,9 @@ class Settings:
             repair=bool(params.get("repair")),
             require_server_version=params.get("require_server_version"),
             require_extensions=tuple(params.get("require_extensions") or ()),
+            session_role=params.get("session_role") or None,
+            history_readers=tuple(params.get("history_readers") if params.get("history_readers") is not None
+                                  else ("pg_monitor",)),
         )
 
     def plan_options(self) -> mig.PlanOptions:
@@ -399,6 +404,14 @@ class Migrator:
 
     def connect(self) -> None:
         self.conn = open_connection(self.params, "migrate")
+        if self.settings.session_role:
+            # Objects the migrations create (and the history table) belong to this role.
+            try:
+                with self.conn.cursor() as cur:
+                    cur.execute(f"SET ROLE {quote_ident(self.settings.session_role)}")
+            except pg.psycopg2.Error as exc:
+                role = self.settings.session_role
+                raise DbopsError(f"set session role {role}: {server_message(exc)}") from exc
         with self.conn.cursor() as cur:
             cur.execute(
                 "SELECT current_database(), current_setting('server_version'),"
@@ -541,6 +554,9 @@ class Migrator:
                     f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.settings.history_schema)}"
                 ]
                 statements.append(history_ddl(self.settings))
+                # Monitoring (pg_health_info) reads the schema version, nothing else.
+                statements += [f"GRANT SELECT ON {history_ident(self.settings)} TO {quote_ident(reader)}"
+                               for reader in self.settings.history_readers]
                 cur.execute("BEGIN; " + "; ".join(statements) + "; COMMIT")
         except pg.psycopg2.Error as exc:
             self._rollback()

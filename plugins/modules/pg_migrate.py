@@ -119,6 +119,21 @@ options:
     type: list
     elements: str
     default: []
+  session_role:
+    description:
+      - Role to C(SET ROLE) to after login, so that the objects the migrations create (and the
+        history table) belong to it, typically the database owner the application connects as,
+        while O(login_user) is a superuser logging in through the local socket.
+      - The login must be a member of this role. The history keeps the login in C(installed_by).
+    type: str
+  history_readers:
+    description:
+      - Roles granted C(SELECT) on the history table when it is created, so that monitoring
+        (M(dbops.datastores.pg_health_info) as a C(pg_monitor) member) can report the schema version.
+      - An empty list grants nothing. Existing history tables are not changed.
+    type: list
+    elements: str
+    default: [pg_monitor]
 notes:
   - The login needs the privileges the scripts need, plus CREATE on the history schema on first
     use. Scripts run with the session's C(search_path); settings changed by a script (C(SET)
@@ -144,6 +159,16 @@ EXAMPLES = r"""
     statement_timeout: 15min
     session_lock_timeout: 10s
   register: migration
+
+- name: Migrate as the database owner while logging in as postgres through the socket
+  dbops.datastores.pg_migrate:
+    login_unix_socket: /var/run/postgresql
+    login_user: postgres
+    login_db: octopus_messenger
+    session_role: octopus_user
+    path: /opt/octopus/migrations
+  become: true
+  become_user: postgres
 
 - name: Preview what would run (nothing changes)
   dbops.datastores.pg_migrate:
@@ -268,6 +293,8 @@ def argument_spec() -> dict:
         repair={"type": "bool", "default": False},
         require_server_version={"type": "str"},
         require_extensions={"type": "list", "elements": "str", "default": []},
+        session_role={"type": "str"},
+        history_readers={"type": "list", "elements": "str", "default": ["pg_monitor"]},
     )
     return spec
 

@@ -91,3 +91,39 @@ def test_a_failing_job_fails_the_run_but_not_the_others(pg_server, pg_db, tmp_pa
     config.chmod(0o644)  # a password in a world-readable file is refused
     code, line = _run("backup", "--config", str(config))
     assert code == 2 and "readable by other users" in line["error"]
+
+
+def test_only_and_skip_missing_select_jobs_and_tolerate_missing_databases(pg_server, pg_db, mongo_server,
+                                                                          tmp_path):
+    """What migrate.yml runs before a first migration: only the changing databases, some not created yet."""
+    root = tmp_path / "backups"
+    root.mkdir()
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({
+        "root": str(root), "postgres": pg_server.params(), "mongodb": mongo_server.params(),
+        "backups": [{"engine": "postgresql", "database": pg_db},
+                    {"engine": "postgresql", "database": "not_created_yet"},
+                    {"engine": "mongodb", "database": "not_created_yet"}],
+    }))
+    config.chmod(0o600)
+
+    code, line = _run("backup", "--config", str(config), "--only", "mongodb:not_created_yet",
+                      "--only", f"postgresql:{pg_db}", "--skip-missing")
+    assert code == 0, line
+    assert [(b["engine"], b["database"]) for b in line["backups"]] == [
+        ("postgresql", pg_db), ("mongodb", "not_created_yet")]
+    assert "id" in line["backups"][0] and "skipped" not in line["backups"][0]
+    assert "the database does not exist" in line["backups"][1]["skipped"]
+    assert bk.entries(root) == [line["backups"][0]["id"]]  # nothing written for the missing one
+
+    # Without --skip-missing a missing database still fails the run (a typo in a scheduled job must show).
+    code, line = _run("backup", "--config", str(config), "--only", "postgresql:not_created_yet")
+    assert code == 1 and "the database does not exist" in line["backups"][0]["error"]
+
+    code, line = _run("verify", "--config", str(config), "--only", f"postgresql:{pg_db}")
+    assert code == 0 and [v["ok"] for v in line["verifications"]] == [True]
+
+    for bad in ("mongodb:other_db", "postgres:x", "postgresql"):
+        code, line = _run("backup", "--config", str(config), "--only", bad)
+        assert code == 2 and f"--only {bad}" in line["error"], line
+    assert len(bk.entries(root)) == 1

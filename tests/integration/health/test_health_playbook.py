@@ -137,7 +137,7 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
     }
     inventory = {
         "all": {
-            "vars": local,
+            "vars": {**local, "health_mongodb_python": local["ansible_python_interpreter"]},
             "children": {
                 "postgresql": {
                     "hosts": {
@@ -154,6 +154,7 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
                         "pg-down": {
                             "health_postgresql": pg_server.params(login_port=free_port(), connect_timeout=3)
                         },
+                        "both-1": {},
                     }
                 },
                 "mongodb": {
@@ -161,7 +162,12 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
                         "mongo-1": {
                             "health_mongodb": mongo_server.params(databases=[mongo_db]),
                             "health_backup_root": str(empty_root),
-                        }
+                        },
+                        # In both groups: one report entry per engine.
+                        "both-1": {
+                            "health_postgresql": pg_server.params(databases=[db]),
+                            "health_mongodb": mongo_server.params(databases=[mongo_db]),
+                        },
                     }
                 },
             },
@@ -183,7 +189,13 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
     pg_stats_server.query(f"DROP ROLE {role}")
     assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
-    entries = {e["host"]: e for e in json.loads(facts_json.read_text())}
+    listed = json.loads(facts_json.read_text())
+    both = [e for e in listed if e["host"] == "both-1"]
+    assert sorted(e["engine"] for e in both) == ["mongodb", "postgresql"]
+    assert all(e["health"]["score"] is not None and e["error"] is None for e in both), both
+    assert {e["engine"]: e["health"]["server"]["version"] for e in both}["mongodb"] == next(
+        e for e in listed if e["host"] == "mongo-1")["health"]["server"]["version"]
+    entries = {e["host"]: e for e in listed if e["host"] != "both-1"}
     assert set(entries) == {"pg-main", "pg-stats", "pg-down", "mongo-1"}
     text = report.read_text()
     page = Page()

@@ -488,3 +488,28 @@ def test_connection_error_is_reported(ansible, pg_server, pg_db):
     assert result["failed"] is True
     assert "password authentication failed" in result["msg"]
     assert '"wrong"' not in json.dumps(result)
+
+
+def test_session_role_owns_the_objects_and_monitoring_reads_the_history(ansible, pg_server, pg_db, tmp_path):
+    """migrate.yml logs in as the superuser but migrates as the database owner."""
+    owner, monitor = f"{pg_db}_owner", f"{pg_db}_monitor"
+    pg_server.query(f"CREATE ROLE {owner} NOLOGIN; CREATE ROLE {monitor} LOGIN PASSWORD 'm0n'"
+                    f" IN ROLE pg_monitor; GRANT CREATE ON SCHEMA public TO {owner}", dbname=pg_db)
+    path = write(tmp_path / "m", {"V1__a.sql": "CREATE TABLE a (id int);"})
+    base = pg_server.params(login_db=pg_db, path=str(path))
+    results = run_tasks(ansible, [
+        ("pg_migrate", {**base, "session_role": "no_such_role"}),
+        ("pg_migrate", {**base, "session_role": owner}),
+    ])
+    assert results[0]["failed"] is True
+    assert results[0]["msg"].startswith(
+        'set session role no_such_role: ERROR:  role "no_such_role" does not exist')
+    assert results[1].get("failed") is not True, results[1]
+    owners = dict(pg_server.query(
+        "SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c"
+        " WHERE c.relname IN ('a', 'dbops_schema_history')", dbname=pg_db))
+    assert owners == {"a": owner, "dbops_schema_history": owner}
+    assert history(pg_server, pg_db)[0][6] == pg_server.params()["login_user"]  # installed_by: the login
+    readable = pg_server.query(f"SELECT has_table_privilege('{monitor}', 'dbops_schema_history', 'SELECT'),"
+                               f" has_table_privilege('{monitor}', 'a', 'SELECT')", dbname=pg_db)
+    assert readable == [(True, False)]

@@ -97,3 +97,14 @@ def test_exit_codes_for_bad_config_and_busy_root(tmp_path, capsys):
         os.close(fd)
     code, line = _main(capsys, "retention", "--config", path)
     assert code == 0, line
+
+
+def test_select_jobs_keeps_config_order_and_names_unknown_jobs():
+    jobs = [{"engine": "postgresql", "database": "a"}, {"engine": "mongodb", "database": "a"},
+            {"engine": "postgresql", "database": "b"}]
+    assert cli.select_jobs(jobs, None) == jobs
+    assert cli.select_jobs(jobs, ["postgresql:b", "mongodb:a"]) == jobs[1:]
+    with pytest.raises(cli.ConfigError, match="--only mongodb:b names no configured backup job"):
+        cli.select_jobs(jobs, ["mongodb:b"])
+    with pytest.raises(cli.ConfigError, match="must be postgresql:DATABASE or mongodb:DATABASE"):
+        cli.select_jobs(jobs, ["a"])
