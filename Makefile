@@ -8,7 +8,7 @@ export ANSIBLE_NOCOLOR := 1
 export NO_COLOR := 1
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-clean setup lint ruff ansible-lint argument-specs changelog-lint docs-check build ee-check sanity unit integration molecule test
+.PHONY: demo demo-clean demo-test setup lint ruff ansible-lint argument-specs changelog-lint docs-check build ee-check sanity unit integration molecule test
 
 ## The demo: install, start the container dbops-demo, run site.yml and migrate.yml against
 ## inventories/local, print the status. Again: 0 changed. demo-clean removes the container.
@@ -17,6 +17,10 @@ demo:
 
 demo-clean:
 	bash scripts/demo.sh clean
+
+## The demo from a new container, twice: fails unless the second run reports changed=0.
+demo-test: setup
+	bash scripts/demo.sh test
 
 ## Install everything (Debian packages, venv, collection link, test image); idempotent.
 setup:
@@ -77,4 +81,4 @@ molecule: setup
 	bash scripts/molecule_all.sh
 
 ## The full suite, in order. CI runs exactly this.
-test: setup lint sanity unit integration molecule
+test: setup lint sanity unit integration molecule demo-test

@@ -6,6 +6,8 @@
 #
 #   scripts/demo.sh          # make demo
 #   scripts/demo.sh clean    # make demo-clean: remove the container and the demo's caches
+#   scripts/demo.sh test     # make demo-test (part of make test): from a new container, run the
+#                            # demo twice, fail unless the second run reports changed=0, clean up
 #
 # Env: DBOPS_DEMO_CONTAINER (default dbops-demo; the inventory's host name must match),
 #      DBOPS_TEST_IMAGE (default localhost/dbops-debian-bookworm-systemd:latest).
@@ -18,16 +20,36 @@ image="${DBOPS_TEST_IMAGE:-localhost/dbops-debian-bookworm-systemd:latest}"
 cache="$here/.cache/demo"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/molecule/containers.conf}"
 
-if [ "${1:-}" = clean ]; then
+clean() {
   if podman container exists "$name"; then
     podman rm --force --time 10 "$name" >/dev/null
     echo "demo: container $name removed"
   else
     echo "demo: no container $name"
   fi
-  rm -rf "$cache"
-  exit 0
-fi
+}
+
+case "${1:-}" in
+  clean) clean; rm -rf "$cache"; exit 0 ;;
+  test)
+    clean
+    trap clean EXIT
+    started=$SECONDS
+    bash "$0"
+    cold=$(( SECONDS - started ))
+    DBOPS_DEMO_LOG="$here/.cache/demo-second-run.log" bash "$0"
+    warm=$(( SECONDS - started - cold ))
+    recaps="$(grep -E '^[^ ]+ +: ok=' "$here/.cache/demo-second-run.log")"
+    echo "$recaps"
+    if echo "$recaps" | grep -Ev 'changed=0 .*failed=0' >/dev/null; then
+      echo "demo test: FAILED, the second run changed something or failed (see .cache/demo-second-run.log)" >&2
+      exit 1
+    fi
+    echo "demo test: passed; first run ${cold} s, second run ${warm} s with changed=0"
+    exit 0 ;;
+  "") ;;
+  *) echo "usage: $0 [clean|test]" >&2; exit 2 ;;
+esac
 
 bash scripts/setup.sh
 
@@ -55,9 +77,12 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 
+log="${DBOPS_DEMO_LOG:-/dev/null}"
+mkdir -p "$(dirname "$log")"
+: >"$log"
 run() {
   local started=$SECONDS
-  ansible-playbook -i inventories/local --vault-id local@inventories/local/vault-password "$@"
+  ansible-playbook -i inventories/local --vault-id local@inventories/local/vault-password "$@" | tee -a "$log"
   echo "demo: $* took $(( SECONDS - started )) s"
 }
 started=$SECONDS
