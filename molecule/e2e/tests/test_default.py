@@ -23,8 +23,8 @@ def vault() -> dict:
     return yaml.safe_load(data)
 
 
-def psql(sql: str) -> str:
-    cmd = PG.run("runuser -u postgres -- psql -XAt -d octopus_messenger -c %s", sql)
+def psql(sql: str, database: str = "octopus_messenger") -> str:
+    cmd = PG.run("runuser -u postgres -- psql -XAt -d %s -c %s", database, sql)
     assert cmd.rc == 0, cmd.stderr
     return cmd.stdout.strip()
 
@@ -36,7 +36,8 @@ def mongo(script: str) -> dict:
         "import json, pymongo\n"
         f"client = pymongo.MongoClient('127.0.0.1', 27017, username='admin', password={password!r},"
         " authSource='admin', directConnection=True)\n"
-        "db = client.octopus_messenger\n" + script
+        "db = client.octopus_messenger\n"
+        "restored = client.octopus_restored\n" + script
     )
     cmd = MONGO.run("/opt/dbops/mongodb-python/bin/python -c %s", code)
     assert cmd.rc == 0, cmd.stderr
@@ -83,6 +84,19 @@ def test_backups_exist_and_the_newest_is_verified(host, engine):
     assert group["latest_verified"] == group["latest"]
     cron = host.file("/etc/cron.d/dbops-backup").content_string
     assert "17 * * * * dbbackup" in cron and "47 * * * * dbbackup" in cron
+
+
+def test_restore_playbook_restored_both_engines_into_new_databases():
+    tables = "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'"
+    assert psql(tables, "octopus_restored") == psql(tables)
+    assert "service_instances" in psql(tables, "octopus_restored").split(",")
+    state = mongo(
+        "print(json.dumps({'source': sorted(db.list_collection_names()),"
+        " 'restored': sorted(restored.list_collection_names()),"
+        " 'indexes': sorted(restored.messages.index_information())}))"
+    )
+    assert state["restored"] == state["source"]
+    assert "conversationId_1_timestamp_-1" in state["indexes"]
 
 
 @pytest.mark.parametrize(("host", "service"), [(PG, "postgresql@15-main"), (MONGO, "mongod")])

@@ -37,7 +37,7 @@ def test_playbooks_syntax_check_against_inventory(environment):
 
 def test_playbooks_are_listed():
     assert {"site.yml", "migrate.yml", "backup.yml", "restore.yml", "rolling_restart.yml",
-            "health.yml"} <= set(PLAYBOOKS)
+            "health.yml", "status.yml"} <= set(PLAYBOOKS)
 
 
 def test_demo_inventory_resolves_every_host_variable_with_its_vault():
