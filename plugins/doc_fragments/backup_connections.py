@@ -7,7 +7,8 @@ from __future__ import annotations
 class ModuleDocFragment:
     # Connection options of the engine-neutral backup modules that talk to a server (backup_verify
     # with restore_test). The suboptions are the dbops.datastores.postgres and
-    # dbops.datastores.mongodb fragments indented one level; keep them in sync with those files.
+    # dbops.datastores.mongodb fragments indented one level (tests/unit/plugins/test_doc_fragments.py
+    # fails when they drift apart).
     DOCUMENTATION = r"""
 options:
   postgres:
