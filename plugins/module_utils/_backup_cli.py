@@ -7,6 +7,7 @@
     dbops-backup verify --config FILE [--restore-test]
         run, backup and verify take --only ENGINE:DATABASE (repeatable) to act on some jobs only;
         run and backup take --skip-missing (a database that does not exist yet is skipped, not failed)
+        and --ignore-min-interval (back up now even when a job's min_interval says a recent one exists)
     dbops-backup retention --config FILE [--dry-run]
     dbops-backup info --config FILE [--max-age 24h]
 
@@ -193,8 +194,9 @@ def select_jobs(jobs: list[dict[str, Any]], only: list[str] | None) -> list[dict
     return [job for job in jobs if (job["engine"], job["database"]) in wanted]
 
 
-def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: dict[str, Any],
-                 only: list[str] | None = None, skip_missing: bool = False) -> bool:
+def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: dict[str, Any], *,
+                 only: list[str] | None = None, skip_missing: bool = False,
+                 ignore_min_interval: bool = False) -> bool:
     ok = True
     verify_cfg = config.get("verify") or {}
     for job in select_jobs(config.get("backups") or [], only):
@@ -202,7 +204,7 @@ def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: 
         started = time.monotonic()
         try:
             result = ops.backup(job["engine"], conns[job["engine"]], config["root"], _backup_options(job),
-                                min_interval=job.get("min_interval"))
+                                min_interval=None if ignore_min_interval else job.get("min_interval"))
             entry.update(ok=True, id=result["backup"]["id"], size=result["backup"]["size"],
                          created=result["changed"])
             if result["changed"] and verify_cfg.get("after_backup"):
@@ -304,6 +306,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if name in ("run", "backup"):
             cmd.add_argument("--skip-missing", action="store_true",
                              help="skip, not fail, a database that does not exist yet")
+            cmd.add_argument("--ignore-min-interval", action="store_true",
+                             help="back up even when a backup younger than the job's min_interval exists")
         if name == "verify":
             cmd.add_argument("--restore-test", action="store_true", default=None,
                              help="restore into a scratch database and compare counts")
@@ -334,7 +338,8 @@ def execute(args: argparse.Namespace, config: dict[str, Any], log: dict[str, Any
             if restore_test is None:
                 restore_test = bool((config.get("verify") or {}).get("restore_test"))
             return step_verify(config, conns, restore_test, log, args.only)
-        ok = step_backups(config, conns, log, args.only, args.skip_missing)
+        ok = step_backups(config, conns, log, only=args.only, skip_missing=args.skip_missing,
+                          ignore_min_interval=args.ignore_min_interval)
         if args.command == "run":
             ok &= step_retention(config, log)
         return ok

@@ -309,11 +309,14 @@ def _restore_pg(params: dict[str, Any], chosen: catalog.Backup, target: str, opt
     try:
         exists = _pg_backup.database_exists(conn, target)
         commands: list[str] = []
+        owner = None
         if not exists:
             if not options.get("create"):
                 raise DbopsError(f"restore backup {chosen.id} into PostgreSQL database {target}: "
                                  "the database does not exist (set create: true)")
-            commands.append(f"CREATE DATABASE {target} TEMPLATE template0")
+            owner = _pg_backup.owner_for_restore(conn, chosen.manifest)
+            owner_clause = f" OWNER {owner}" if owner else ""
+            commands.append(f"CREATE DATABASE {target} TEMPLATE template0{owner_clause}")
         elif not options.get("clean") and not _pg_backup.database_is_empty(params, target):
             result.update(changed=False, skipped_reason=f"database {target} is not empty; set clean: true "
                                                         "to replace its objects with the backup's")
@@ -327,7 +330,7 @@ def _restore_pg(params: dict[str, Any], chosen: catalog.Backup, target: str, opt
         facts = _pg_backup.server_facts(conn)
         started = catalog.utcnow()
         if not exists:
-            _pg_backup.create_database(conn, target)
+            _pg_backup.create_database(conn, target, owner)
         _pg_backup.run_restore(params, chosen.manifest, chosen.path, target, options=options,
                                server_major=facts["server_major"])
     finally:

@@ -172,9 +172,25 @@ def table_counts(cur: Any) -> dict[str, int]:
 
 def server_facts(conn: Any) -> dict[str, Any]:
     with conn.cursor() as cur:
-        cur.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int")
-        version, num = cur.fetchone()
-    return {"server_version": version, "server_major": num // 10000}
+        cur.execute("SELECT current_setting('server_version'), current_setting('server_version_num')::int,"
+                    " (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database())")
+        version, num, owner = cur.fetchone()
+    return {"server_version": version, "server_major": num // 10000, "database_owner": owner}
+
+
+def owner_for_restore(conn: Any, manifest: dict[str, Any]) -> str | None:
+    """The role that should own a database created for a restore: the backed-up database's owner.
+
+    A backup login that is a member of that role (not a superuser) can then restore the objects with
+    their owners, and the restored database belongs to the application as the original did. None
+    when the manifest does not know the owner or the role no longer exists.
+    """
+    owner = manifest.get("database_owner")
+    if not owner:
+        return None
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,))
+        return owner if cur.fetchone() else None
 
 
 # --------------------------------------------------------------------------- backup
@@ -270,6 +286,7 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
                 "jobs": jobs,
                 "tool": {"name": "pg_dump", "path": pg_dump, "version": tool_version(pg_dump)},
                 "server_version": facts["server_version"],
+                "database_owner": facts["database_owner"],
                 "counts": counts,
                 "warnings": warnings,
             }
@@ -365,10 +382,13 @@ def _conninfo_dbname(name: str) -> str:
     return "dbname='" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def create_database(conn: Any, name: str) -> None:
+def create_database(conn: Any, name: str, owner: str | None = None) -> None:
     sql = _sql()
+    statement = sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name))
+    if owner:
+        statement = sql.SQL("{} OWNER {}").format(statement, sql.Identifier(owner))
     with conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        cur.execute(statement)
 
 
 def drop_database(conn: Any, name: str) -> None:
@@ -401,7 +421,7 @@ def restore_test(params: dict[str, Any], manifest: dict[str, Any], backup_dir: s
                              "exists (drop it or choose another scratch_database)")
         facts = server_facts(conn)
         started = time.monotonic()
-        create_database(conn, scratch)
+        create_database(conn, scratch, owner_for_restore(conn, manifest))
         try:
             run_restore(params, manifest, backup_dir, scratch,
                         options={"jobs": jobs if manifest["format"] in ("custom", "directory") else 1,

@@ -127,3 +127,23 @@ def test_only_and_skip_missing_select_jobs_and_tolerate_missing_databases(pg_ser
         code, line = _run("backup", "--config", str(config), "--only", bad)
         assert code == 2 and f"--only {bad}" in line["error"], line
     assert len(bk.entries(root)) == 1
+
+
+def test_ignore_min_interval_takes_a_new_backup(pg_server, pg_db, tmp_path):
+    root = tmp_path / "backups"
+    root.mkdir()
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({
+        "root": str(root), "postgres": pg_server.params(),
+        "backups": [{"engine": "postgresql", "database": pg_db, "min_interval": "1h"}],
+    }))
+    config.chmod(0o600)
+    code, first = _run("backup", "--config", str(config))
+    assert code == 0 and first["backups"][0]["created"] is True, first
+    code, again = _run("backup", "--config", str(config))
+    assert code == 0 and again["backups"][0]["created"] is False  # the recent one stands
+    assert again["backups"][0]["id"] == first["backups"][0]["id"]
+    code, forced = _run("backup", "--config", str(config), "--ignore-min-interval")
+    assert code == 0 and forced["backups"][0]["created"] is True, forced
+    assert forced["backups"][0]["id"] != first["backups"][0]["id"]
+    assert len(bk.entries(root)) == 2

@@ -163,6 +163,9 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
                             "health_mongodb": mongo_server.params(databases=[mongo_db]),
                             "health_backup_root": str(empty_root),
                         },
+                        "mongo-down": {
+                            "health_mongodb": mongo_server.params(login_port=free_port(), connect_timeout=3)
+                        },
                         # In both groups: one report entry per engine.
                         "both-1": {
                             "health_postgresql": pg_server.params(databases=[db]),
@@ -195,7 +198,9 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
     assert all(e["health"]["score"] is not None and e["error"] is None for e in both), both
     assert {e["engine"]: e["health"]["server"]["version"] for e in both}["mongodb"] == next(
         e for e in listed if e["host"] == "mongo-1")["health"]["server"]["version"]
-    entries = {e["host"]: e for e in listed if e["host"] != "both-1"}
+    down = next(e for e in listed if e["host"] == "mongo-down")
+    assert down["engine"] == "mongodb" and down["health"] is None and down["error"], down
+    entries = {e["host"]: e for e in listed if e["host"] not in ("both-1", "mongo-down")}
     assert set(entries) == {"pg-main", "pg-stats", "pg-down", "mongo-1"}
     text = report.read_text()
     page = Page()
@@ -204,7 +209,7 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
     for secret in (pg_server.password, pg_stats_server.password, password):
         assert secret not in text and secret not in facts_json.read_text() and secret not in run.stdout
     assert "Staging databases" in text
-    assert next(iter(page.hosts)) == "pg-down"  # worst first: the host without facts
+    assert list(page.hosts)[:2] == ["mongo-down", "pg-down"]  # worst first: the hosts without facts
     assert page.hosts["pg-down"]["status"] == "failed"
     assert "Connection refused" in entries["pg-down"]["error"]
 

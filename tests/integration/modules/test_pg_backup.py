@@ -331,3 +331,40 @@ def test_pg_dump_killed_while_writing_data(pg_server, pg_db, root, tmp_path):
     assert proc.returncode == 1, (out, err)
     assert "killed by signal 9" in json.loads(out.strip().splitlines()[-1])["backups"][0]["error"]
     assert bk.entries(root) == []
+
+
+def test_backup_login_member_of_the_owner_backs_up_verifies_and_restores(ansible, pg_server, pg_db, root):
+    """The inventories' dbops_backup: CREATEDB and a member of the application role, not a superuser."""
+    suffix = uuid.uuid4().hex[:8]
+    owner, backup_login, password = f"app_{suffix}", f"bk_{suffix}", f"pw-{suffix}"
+    pg_server.query(f"CREATE ROLE {owner} NOLOGIN; CREATE ROLE {backup_login} LOGIN CREATEDB"
+                    f" PASSWORD '{password}' IN ROLE {owner}; ALTER DATABASE {pg_db} OWNER TO {owner}")
+    pg_server.query(f"SET ROLE {owner}; CREATE TABLE orders (id int PRIMARY KEY, note text);"
+                    "INSERT INTO orders SELECT g, 'n' || g FROM generate_series(1, 50) g;"
+                    "CREATE VIEW recent AS SELECT * FROM orders WHERE id > 40", dbname=pg_db)
+    login = pg_server.params(login_user=backup_login, login_password=password)
+
+    backup = ansible.module("pg_backup", {**login, "root": str(root), "database": pg_db})
+    assert backup.get("failed") is not True, backup
+    backup_id = backup["backup"]["id"]
+    assert _manifest(root, backup_id)["database_owner"] == owner
+
+    verified = ansible.module("backup_verify", {"root": str(root), "backup": backup_id,
+                                                "restore_test": True, "postgres": login})
+    assert verified.get("failed") is not True, verified
+    assert verified["verification"]["counts_ok"] is True
+
+    target = f"r_{suffix}"
+    pg_server._created.append(target)
+    restored = ansible.module("pg_restore", {**login, "root": str(root), "backup": backup_id,
+                                             "database": target, "create": True})
+    assert restored.get("failed") is not True, restored
+    assert f"CREATE DATABASE {target} TEMPLATE template0 OWNER {owner}" in restored["commands"]
+    assert pg_server.query("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                           (target,)) == [(owner,)]
+    owners = pg_server.query("SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c"
+                             " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'",
+                             dbname=target)
+    assert owners == [(owner,)]
+    assert pg_server.query("SELECT count(*) FROM orders", dbname=target) == [(50,)]
+    # The databases go with the fixtures' teardown, the roles with the throwaway cluster.
