@@ -7,8 +7,9 @@
 #   scripts/demo.sh          # make demo
 #   scripts/demo.sh clean    # make demo-clean: remove the container and the demo's caches
 #   scripts/demo.sh test     # make demo-test (part of make test): in a container of its own
-#                            # (dbops-demo-test), run the demo twice, fail unless the second run
-#                            # reports changed=0, remove that container (a running demo is left alone)
+#                            # (dbops-demo-test), run the demo twice, the second time followed by
+#                            # migrate.yml in check mode; fail unless all of the second run reports
+#                            # changed=0; remove that container (a running demo is left alone)
 #
 # Env: DBOPS_DEMO_CONTAINER (default dbops-demo; inventories/local connects to the container
 #      of that name),
@@ -41,12 +42,13 @@ case "${1:-}" in
     started=$SECONDS
     bash "$here/scripts/demo.sh"
     cold=$(( SECONDS - started ))
-    DBOPS_DEMO_LOG="$here/.cache/demo-second-run.log" bash "$here/scripts/demo.sh"
+    DBOPS_DEMO_LOG="$here/.cache/demo-second-run.log" DBOPS_DEMO_CHECK_MIGRATE=1 bash "$here/scripts/demo.sh"
     warm=$(( SECONDS - started - cold ))
     recaps="$(grep -E '^[^ ]+ +: ok=' "$here/.cache/demo-second-run.log" || true)"
     echo "$recaps"
-    if [ "$(echo "$recaps" | grep -c ': ok=')" -ne 3 ]; then
-      echo "demo test: FAILED, expected the recaps of site, migrate and status in .cache/demo-second-run.log" >&2
+    if [ "$(echo "$recaps" | grep -c ': ok=')" -ne 4 ]; then
+      echo "demo test: FAILED, expected the recaps of site, migrate, status and migrate --check" \
+        "in .cache/demo-second-run.log" >&2
       exit 1
     fi
     if echo "$recaps" | grep -Ev 'changed=0 .*failed=0' >/dev/null; then
@@ -101,4 +103,8 @@ started=$SECONDS
 run dbops.datastores.site
 run dbops.datastores.migrate
 run dbops.datastores.status
+if [ -n "${DBOPS_DEMO_CHECK_MIGRATE:-}" ]; then
+  # The release dry run on a converged host: a plan with nothing in it, nothing changed.
+  run --check --diff dbops.datastores.migrate
+fi
 echo "demo: converged $name in $(( SECONDS - started )) s"
