@@ -18,6 +18,16 @@ def _run(*args, python=None):
     return proc.returncode, json.loads(lines[0])
 
 
+def _config(tmp_path, data):
+    """A backup root and a private (0600) config file for it; ``data`` is the config without root."""
+    root = tmp_path / "backups"
+    root.mkdir()
+    config = tmp_path / "backup.json"
+    config.write_text(json.dumps({"root": str(root), **data}))
+    config.chmod(0o600)
+    return root, config
+
+
 def test_run_backs_up_verifies_and_prunes_both_engines(pg_server, pg_db, mongo_server, mongo_db, tmp_path):
     bk.create_pg_seed(pg_server, pg_db, rows=50)
     with mongo_server.client() as client:
@@ -69,15 +79,11 @@ def test_run_backs_up_verifies_and_prunes_both_engines(pg_server, pg_db, mongo_s
 
 
 def test_a_failing_job_fails_the_run_but_not_the_others(pg_server, pg_db, tmp_path):
-    root = tmp_path / "backups"
-    root.mkdir()
-    config = tmp_path / "backup.json"
-    config.write_text(json.dumps({
-        "root": str(root), "postgres": pg_server.params(),
+    root, config = _config(tmp_path, {
+        "postgres": pg_server.params(),
         "backups": [{"engine": "postgresql", "database": "no_such_db"},
                     {"engine": "postgresql", "database": pg_db}],
-    }))
-    config.chmod(0o600)
+    })
     code, line = _run("backup", "--config", str(config))
     assert code == 1
     assert line["ok"] is False
@@ -96,16 +102,12 @@ def test_a_failing_job_fails_the_run_but_not_the_others(pg_server, pg_db, tmp_pa
 def test_only_and_skip_missing_select_jobs_and_tolerate_missing_databases(pg_server, pg_db, mongo_server,
                                                                           tmp_path):
     """What migrate.yml runs before a first migration: only the changing databases, some not created yet."""
-    root = tmp_path / "backups"
-    root.mkdir()
-    config = tmp_path / "backup.json"
-    config.write_text(json.dumps({
-        "root": str(root), "postgres": pg_server.params(), "mongodb": mongo_server.params(),
+    root, config = _config(tmp_path, {
+        "postgres": pg_server.params(), "mongodb": mongo_server.params(),
         "backups": [{"engine": "postgresql", "database": pg_db},
                     {"engine": "postgresql", "database": "not_created_yet"},
                     {"engine": "mongodb", "database": "not_created_yet"}],
-    }))
-    config.chmod(0o600)
+    })
 
     code, line = _run("backup", "--config", str(config), "--only", "mongodb:not_created_yet",
                       "--only", f"postgresql:{pg_db}", "--skip-missing")
@@ -130,14 +132,10 @@ def test_only_and_skip_missing_select_jobs_and_tolerate_missing_databases(pg_ser
 
 
 def test_ignore_min_interval_takes_a_new_backup(pg_server, pg_db, tmp_path):
-    root = tmp_path / "backups"
-    root.mkdir()
-    config = tmp_path / "backup.json"
-    config.write_text(json.dumps({
-        "root": str(root), "postgres": pg_server.params(),
+    root, config = _config(tmp_path, {
+        "postgres": pg_server.params(),
         "backups": [{"engine": "postgresql", "database": pg_db, "min_interval": "1h"}],
-    }))
-    config.chmod(0o600)
+    })
     code, first = _run("backup", "--config", str(config))
     assert code == 0 and first["backups"][0]["created"] is True, first
     code, again = _run("backup", "--config", str(config))
