@@ -171,6 +171,48 @@ def payload_files(backup_dir: str) -> list[str]:
     return sorted(found)
 
 
+def manifest_path(backup_dir: str, manifest: dict[str, Any], rel: Any, what: str = "payload") -> str:
+    """The absolute path of ``rel``, a path read from ``manifest``, checked before anything reads it.
+
+    A manifest is written by whoever can write the backup root, and restores run as root: a path
+    taken from it must be relative, stay inside ``backup_dir`` with no symlink on the way, and name
+    a regular file listed in the manifest's checksums or a directory whose every file is listed
+    (``verify_files`` then proves the listed files unchanged). Anything else raises DbopsError.
+    """
+    action = f"use {what} of backup {manifest.get('id')}"
+    if not isinstance(rel, str) or not rel or "\0" in rel:
+        raise DbopsError(f"{action}: the manifest gives no valid relative path ({rel!r})")
+    parts = rel.split("/")
+    if rel.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise DbopsError(f"{action}: {rel!r} is not a plain relative path inside the backup directory")
+    base = os.path.abspath(backup_dir)
+    current = base
+    try:
+        for part in parts:
+            current = os.path.join(current, part)
+            st = os.lstat(current)
+            if stat.S_ISLNK(st.st_mode):
+                raise DbopsError(f"{action}: {rel!r} goes through the symlink {current}")
+    except FileNotFoundError:
+        raise DbopsError(f"{action}: {rel!r} does not exist in {base}") from None
+    except OSError as exc:
+        raise DbopsError(f"{action}: {rel!r}: {exc.strerror or exc}") from exc
+    if os.path.commonpath([os.path.realpath(current), os.path.realpath(base)]) != os.path.realpath(base):
+        raise DbopsError(f"{action}: {rel!r} resolves outside {base}")
+    files = manifest.get("files")
+    listed = {f.get("path") for f in files if isinstance(f, dict)} if isinstance(files, list) else set()
+    if stat.S_ISREG(st.st_mode):
+        covered = rel in listed
+    elif stat.S_ISDIR(st.st_mode):
+        inside = [p for p in payload_files(base) if p.startswith(rel + "/")]
+        covered = bool(inside) and all(p in listed for p in inside)
+    else:
+        covered = False
+    if not covered:
+        raise DbopsError(f"{action}: {rel!r} is not covered by the manifest's checksums")
+    return current
+
+
 def describe_files(backup_dir: str, workers: int = 1) -> list[dict[str, Any]]:
     """Size and sha256 of every payload file (hashing in ``workers`` threads)."""
     names = payload_files(backup_dir)

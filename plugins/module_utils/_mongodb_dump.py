@@ -459,7 +459,11 @@ def native_restore(client: Any, db_dir: str, target: str, clean: bool) -> dict[s
 def restore(params: dict[str, Any], manifest: dict[str, Any], backup_dir: str, target: str, *,
             options: dict[str, Any], client: Any) -> None:
     """Restore a backup into ``target`` with mongorestore when installed, else natively."""
-    db_dir = os.path.join(backup_dir, manifest["payload"])
+    db_dir = catalog.manifest_path(backup_dir, manifest, manifest.get("payload"))
+    dump_dir = os.path.join(os.path.abspath(backup_dir), DUMP_DIR)
+    if os.path.dirname(db_dir) != dump_dir:
+        raise DbopsError(f"use payload of backup {manifest.get('id')}: {manifest.get('payload')!r} is not a "
+                         f"database directory directly inside {DUMP_DIR}/")
     clean = bool(options.get("clean"))
     action = f"restore backup {manifest['id']} into MongoDB database {target}"
     tool = options.get("tool") or "auto"
@@ -467,7 +471,7 @@ def restore(params: dict[str, Any], manifest: dict[str, Any], backup_dir: str, t
     if tool_path:
         with tool_config(params) as args:
             cmd = [tool_path, *args, f"--nsFrom={manifest['database']}.*", f"--nsTo={target}.*",
-                   f"--dir={os.path.join(backup_dir, DUMP_DIR)}", "--stopOnError"]
+                   f"--dir={dump_dir}", "--stopOnError"]
             if manifest.get("gzip"):
                 cmd.append("--gzip")
             if clean:

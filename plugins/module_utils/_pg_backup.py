@@ -330,7 +330,7 @@ def database_is_empty(params: dict[str, Any], name: str) -> bool:
 
 def restore_command(manifest: dict[str, Any], backup_dir: str, target: str, options: dict[str, Any],
                     tool: str) -> list[str]:
-    payload = os.path.join(backup_dir, manifest["payload"])
+    payload = catalog.manifest_path(backup_dir, manifest, manifest.get("payload"))
     if manifest["format"] == "plain":
         return [tool, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", f"--dbname={target}"]
     cmd = [tool, "--exit-on-error", f"--dbname={target}"]
@@ -349,6 +349,7 @@ def restore_command(manifest: dict[str, Any], backup_dir: str, target: str, opti
 def run_restore(params: dict[str, Any], manifest: dict[str, Any], backup_dir: str, target: str, *,
                 options: dict[str, Any], server_major: int | None) -> None:
     fmt = manifest["format"]
+    payload = catalog.manifest_path(backup_dir, manifest, manifest.get("payload"))
     tool = find_tool("psql" if fmt == "plain" else "pg_restore", options.get("bin_dir"), server_major)
     cmd = restore_command(manifest, backup_dir, target, options, tool)
     # The connection string for --dbname is the plain database name; PGDATABASE carries it too.
@@ -358,7 +359,6 @@ def run_restore(params: dict[str, Any], manifest: dict[str, Any], backup_dir: st
         if fmt != "plain":
             _run(cmd, env, action)
             return
-        payload = os.path.join(backup_dir, manifest["payload"])
         opener = gzip.open if payload.endswith(".gz") else open
         stderr_path = os.path.join(env["DBOPS_PRIVATE_TMP"], "psql.err")
         with open(stderr_path, "w+") as err, opener(payload, "rb") as src:

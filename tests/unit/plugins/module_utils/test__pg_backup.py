@@ -49,13 +49,16 @@ def test_invalid_options(options, message):
         pgb.validate_options(options)
 
 
-def test_plan_and_restore_command():
+def test_plan_and_restore_command(tmp_path):
+    (tmp_path / "database.dir").mkdir()
+    (tmp_path / "database.dir" / "toc.dat").write_bytes(b"PGDMP")
     plan = pgb.plan_backup({"database": "app", "format": "directory", "jobs": 4, "compression": 5,
                             "globals": True})
     assert plan["commands"][0].endswith("--jobs=4 --compress=5 app")
     assert plan["commands"][1].startswith("pg_dumpall --globals-only")
-    manifest = {"format": "directory", "payload": "database.dir"}
-    cmd = pgb.restore_command(manifest, "/b/x", "target", {"clean": True, "jobs": 2, "no_owner": True},
+    manifest = {"format": "directory", "payload": "database.dir",
+                "files": [{"path": "database.dir/toc.dat", "size": 5, "sha256": "-"}]}
+    cmd = pgb.restore_command(manifest, str(tmp_path), "target", {"clean": True, "jobs": 2, "no_owner": True},
                               "pg_restore")
     assert cmd == ["pg_restore", "--exit-on-error", "--dbname=target", "--clean", "--if-exists", "--jobs=2",
-                   "--no-owner", "/b/x/database.dir"]
+                   "--no-owner", f"{tmp_path}/database.dir"]
