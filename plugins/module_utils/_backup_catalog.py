@@ -557,6 +557,42 @@ def verification_state(backup: Backup) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- removal
 
+def open_lock_file(root: str, name: str) -> int:
+    """Open (creating it) the lock file ``root/name``: never through a symlink, always a regular file,
+    owned by the root directory's owner with mode 0600, whoever opens it first.
+
+    Root running a restore or verification with become must not leave a lock the backup user's
+    cron job cannot open; a symlink planted by the backup user must not make root create or open a
+    file elsewhere. Raises DbopsError (the caller reports it) when the file cannot be used.
+    """
+    path = os.path.join(root, name)
+    action = f"open lock file {path}"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise DbopsError(f"{action}: it is a symlink (remove it; lock files are never followed)") from exc
+        hint = " (it belongs to another user: run the command once as root or as the owner of the backup " \
+               "root to hand it back)" if isinstance(exc, PermissionError) else ""
+        raise DbopsError(f"{action}: {exc.strerror or exc}{hint}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DbopsError(f"{action}: not a regular file")
+        owner = os.stat(root, follow_symlinks=False)
+        if (st.st_uid, st.st_gid) != (owner.st_uid, owner.st_gid) and os.geteuid() == 0:
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+        if stat.S_IMODE(st.st_mode) != 0o600 and (st.st_uid == os.geteuid() or os.geteuid() == 0):
+            os.fchmod(fd, 0o600)
+    except OSError as exc:
+        os.close(fd)
+        raise DbopsError(f"{action}: {exc.strerror or exc}") from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 @contextlib.contextmanager
 def readers_lock(root: str, exclusive: bool) -> Iterator[None]:
     """Shared while restores and verifications read backups; exclusive while retention removes.
@@ -564,13 +600,13 @@ def readers_lock(root: str, exclusive: bool) -> Iterator[None]:
     Retention does not wait: when a reader holds the lock it fails with a clear error instead of
     deleting a backup that is being restored. Readers wait for a removal to finish.
     """
-    path = os.path.join(root, READERS_LOCK)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        if exclusive:
+        fd = open_lock_file(root, READERS_LOCK)
+    except DbopsError:
+        path = os.path.join(root, READERS_LOCK)
+        if exclusive or os.path.islink(path) or (os.path.lexists(path) and not os.path.isfile(path)):
             raise
-        yield  # a read-only root: nobody can remove backups from it either
+        yield  # a root this user cannot lock (read-only): this user cannot remove backups from it either
         return
     try:
         if exclusive:

@@ -218,8 +218,8 @@ def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: 
             else:
                 entry.update(ok=False, error=exc.msg)
                 ok = False
-        except DbopsError as exc:
-            entry.update(ok=False, error=exc.msg)
+        except Exception as exc:  # one failing job is reported, the others still run
+            entry.update(ok=False, error=error_message(exc))
             ok = False
         entry["duration_s"] = round(time.monotonic() - started, 3)
         log.setdefault("backups", []).append(entry)
@@ -280,8 +280,7 @@ def step_retention(config: dict[str, Any], log: dict[str, Any], dry_run: bool = 
 @contextlib.contextmanager
 def run_lock(root: str) -> Iterator[None]:
     """One run per backup root at a time (cron overlaps are refused, not queued)."""
-    path = os.path.join(catalog.check_root(root), LOCK_FILE)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = catalog.open_lock_file(catalog.check_root(root), LOCK_FILE)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -292,8 +291,15 @@ def run_lock(root: str) -> Iterator[None]:
         os.close(fd)
 
 
+class _Parser(argparse.ArgumentParser):
+    """A wrong command line is a ConfigError (a JSON line, exit 2), not argparse's usage text."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise ConfigError(f"read command line: {message}")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="dbops-backup", description="Scheduled backups of dbops.datastores")
+    parser = _Parser(prog="dbops-backup", description="Scheduled backups of dbops.datastores")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "backups, verification and retention as configured"),
                        ("backup", "only the backups"), ("verify", "verify the latest backup of each job"),
@@ -345,6 +351,45 @@ def execute(args: argparse.Namespace, config: dict[str, Any], log: dict[str, Any
         return ok
 
 
+def error_message(exc: BaseException) -> str:
+    """The text logged for a failure: DbopsError's message, else the exception's kind and text."""
+    if isinstance(exc, DbopsError):
+        return exc.msg
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"unexpected error{where}: {exc.strerror or exc}"
+    return f"unexpected error: {type(exc).__name__}: {exc}"
+
+
+def record_failure(log: dict[str, Any], exc: BaseException) -> int:
+    """Every failure of a run ends here: the error goes into the JSON line; returns the exit code."""
+    log["error"] = error_message(exc)
+    return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+
+
+def secret_values(config: dict[str, Any]) -> list[str]:
+    """Passwords and URI credentials of the config (from the no_log options of the engines' specs)."""
+    found: list[str] = []
+    for engine, section in _SECTION.items():
+        try:
+            params = connection_params(engine, config.get(section), section)
+        except Exception:  # a broken section has been reported already; mask what is there
+            params = dict(config.get(section) or {}) if isinstance(config.get(section), dict) else {}
+        spec = _postgres.pg_argument_spec() if engine == "postgresql" else _mongodb.mongodb_argument_spec()
+        found += [str(params[name]) for name, option in spec.items()
+                  if option.get("no_log") and params.get(name)]
+        found += _mongodb.secret_values(params)
+    return sorted({v for v in found if v}, key=len, reverse=True)
+
+
+def redact(line: str, secrets: list[str]) -> str:
+    """``line`` (JSON) with every secret, raw or JSON-escaped, replaced by ``********``."""
+    for value in secrets:
+        for form in (value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]):
+            line = line.replace(form, "********")
+    return line
+
+
 def _emit(line: str) -> None:
     """The command's one line of output on stdout (this is a CLI, not a module)."""
     sys.stdout.write(line + "\n")
@@ -360,27 +405,25 @@ def write_log(line: str, log_file: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     log: dict[str, Any] = {"time": catalog.format_time(catalog.utcnow()), "host": socket.gethostname(),
-                           "program": "dbops-backup", "command": args.command}
+                           "program": "dbops-backup", "command": None}
     config: dict[str, Any] = {}
     code = EXIT_OK
     try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+        log["command"] = args.command
         config = load_config(args.config)
         log["root"] = os.path.abspath(config["root"])
         ok = execute(args, config, log)
         code = EXIT_OK if ok else EXIT_FAILED
-    except ConfigError as exc:
-        log["error"] = exc.msg
-        code = EXIT_USAGE
-    except DbopsError as exc:
-        log["error"] = exc.msg
-        code = EXIT_FAILED
+    except Exception as exc:  # every failure is one JSON line, never a traceback
+        code = record_failure(log, exc)
     log["ok"] = code == EXIT_OK
     log["duration_s"] = round(time.monotonic() - started, 3)
+    line = redact(json.dumps(log, sort_keys=True, default=str), secret_values(config))
     try:
-        write_log(json.dumps(log, sort_keys=True, default=str), config.get("log_file"))
+        write_log(line, config.get("log_file"))
     except OSError as exc:
         _emit(json.dumps({"program": "dbops-backup", "ok": False,
                           "error": f"write log {config.get('log_file')}: {exc.strerror or exc}"}))

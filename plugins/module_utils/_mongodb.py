@@ -93,7 +93,26 @@ def client_kwargs(params: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-_URI_CREDENTIALS = re.compile(r"(mongodb(?:\+srv)?://)[^@/]*@")
+# Everything up to the last "@": a password may hold an unescaped "/", "?" or "@".
+_URI_CREDENTIALS = re.compile(r"(mongodb(?:\+srv)?://).*@", re.S)
+
+
+def secret_values(params: dict[str, Any]) -> list[str]:
+    """The login password and the credentials of a login URI, longest first (for masking)."""
+    found = [str(params["login_password"])] if params.get("login_password") else []
+    uri = str(params.get("login_uri") or "")
+    if "://" in uri and "@" in uri:
+        userinfo = uri.split("://", 1)[1].rsplit("@", 1)[0]
+        found += [userinfo, userinfo.partition(":")[2]]
+    return sorted({v for v in found if v}, key=len, reverse=True)
+
+
+def mask_secrets(text: str, params: dict[str, Any]) -> str:
+    """``text`` with URI credentials and every known secret value replaced by ``***``."""
+    text = _URI_CREDENTIALS.sub(r"\1***@", text)
+    for value in secret_values(params):
+        text = text.replace(value, "***")
+    return text
 
 
 def describe_target(kwargs: dict[str, Any]) -> str:
@@ -155,13 +174,13 @@ def connect(params: dict[str, Any]) -> Any:
     try:
         client = pymongo.MongoClient(**kwargs)
     except (pymongo.errors.PyMongoError, ValueError, TypeError) as exc:
-        raise DbopsError(connect_error_message(str(exc), target)) from exc
+        raise DbopsError(mask_secrets(connect_error_message(str(exc), target), params)) from exc
     try:
         client.admin.command("ping")
     except pymongo.errors.PyMongoError as exc:
         client.close()
         text = error_text(exc)
-        raise DbopsError(connect_error_message(text, target)) from exc
+        raise DbopsError(mask_secrets(connect_error_message(text, target), params)) from exc
     return client
 
 

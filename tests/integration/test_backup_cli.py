@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+
+import pytest
 
 from tests.harness import backups as bk
 
@@ -145,3 +148,72 @@ def test_ignore_min_interval_takes_a_new_backup(pg_server, pg_db, tmp_path):
     assert code == 0 and forced["backups"][0]["created"] is True, forced
     assert forced["backups"][0]["id"] != first["backups"][0]["id"]
     assert len(bk.entries(root)) == 2
+
+
+def _shared_dir():
+    """A directory another user can enter (pytest's tmp_path is private to root)."""
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="dbops-cli-")
+    os.chmod(path, 0o755)
+    return path
+
+
+def test_a_lock_the_backup_user_cannot_open_is_a_json_failure_not_a_traceback():
+    """Retention as the backup user with a readers lock root left behind: exit 1 and one JSON line."""
+    import datetime as dt
+    import shutil
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the command as another user")
+    base = _shared_dir()
+    try:
+        root = os.path.join(base, "backups")
+        os.mkdir(root, 0o700)
+        for day in (1, 2, 3):
+            bk.fake_backup(root, "postgresql", "app", dt.datetime(2026, 1, day, tzinfo=dt.timezone.utc))
+        with open(os.path.join(root, ".dbops-readers.lock"), "w"):
+            pass
+        os.chmod(os.path.join(root, ".dbops-readers.lock"), 0o600)  # root's, as a verify with become left it
+        config = os.path.join(base, "backup.json")
+        with open(config, "w") as handle:
+            json.dump({"root": root, "retention": {"keep_last": 1}}, handle)
+        for current, dirs, files in os.walk(base):
+            for name in [*dirs, *files]:
+                if name != ".dbops-readers.lock":
+                    os.chown(os.path.join(current, name), 65534, 65534)
+        cmd = ["/usr/bin/python3", *bk.cli_command("retention", "--config", config)[1:]]
+        proc = subprocess.run(cmd, env=bk.cli_env(), capture_output=True, text=True, timeout=60, check=False,
+                              user=65534, group=65534)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        lines = proc.stdout.strip().splitlines()
+        assert len(lines) == 1, proc.stdout + proc.stderr
+        line = json.loads(lines[0])
+        assert proc.returncode == 1
+        assert line["ok"] is False
+        assert "dbops-readers.lock" in line["retention"]["error"]
+        assert len([n for n in bk.entries(root) if n.startswith("pg-")]) == 3  # nothing removed
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_wrong_command_line_is_a_json_line_with_exit_2(tmp_path):
+    code, line = _run("backup", "--no-such-option")
+    assert code == 2
+    assert line["ok"] is False and "command line" in line["error"]
+
+
+def test_no_secret_reaches_the_log_line(tmp_path):
+    """The log is outside Ansible's no_log: a URI password with an unescaped ``/`` must not appear."""
+    password = "pa/ss'w\"or@d"
+    _root, config = _config(tmp_path, {
+        "mongodb": {"login_uri": f"mongodb://app:{password}@127.0.0.1:1/admin", "connect_timeout": 1},
+        "postgres": {"login_host": "127.0.0.1", "login_port": 1, "login_password": password},
+        "backups": [{"engine": "mongodb", "database": "app"}, {"engine": "postgresql", "database": "app"}],
+    })
+    proc = subprocess.run(bk.cli_command("backup", "--config", str(config)), env=bk.cli_env(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    line = json.loads(proc.stdout.strip())
+    assert proc.returncode == 1 and [b["ok"] for b in line["backups"]] == [False, False]
+    for form in (password, json.dumps(password)[1:-1], "pa/ss", "w\\\"or@d"):
+        assert form not in proc.stdout + proc.stderr

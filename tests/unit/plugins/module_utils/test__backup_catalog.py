@@ -133,3 +133,32 @@ def test_remove_entry_never_follows_links_or_leaves_root(tmp_path):
     mine = bk.fake_backup(root, "postgresql", "app", dt.datetime(2026, 1, 2, tzinfo=UTC))
     catalog.remove_entry(str(root), str(root / mine))
     assert sorted(os.listdir(root)) == ["link"]
+
+
+def test_readers_lock_never_follows_a_planted_symlink(tmp_path):
+    root, victim = tmp_path / "root", tmp_path / "victim"
+    root.mkdir()
+    os.symlink(victim, root / catalog.READERS_LOCK)
+    for exclusive in (False, True):
+        with pytest.raises(DbopsError, match="symlink"), catalog.readers_lock(str(root), exclusive=exclusive):
+            pass
+    assert not victim.exists()
+
+
+def test_readers_lock_belongs_to_the_root_owner_whoever_creates_it(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create the lock for another user")
+    root = tmp_path / "root"
+    root.mkdir()
+    os.chown(root, 65534, 65534)
+    with catalog.readers_lock(str(root), exclusive=False):
+        pass
+    st = os.lstat(root / catalog.READERS_LOCK)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, 65534, 0o600)
+    # A lock left behind by root (earlier versions) is handed back to the root's owner.
+    os.chown(root / catalog.READERS_LOCK, 0, 0)
+    os.chmod(root / catalog.READERS_LOCK, 0o644)
+    with catalog.readers_lock(str(root), exclusive=False):
+        pass
+    st = os.lstat(root / catalog.READERS_LOCK)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, 65534, 0o600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb
-from ansible_collections.dbops.datastores.plugins.module_utils._errors import MissingDriverError
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError, MissingDriverError
 
 
 def params(**overrides):
@@ -98,3 +98,21 @@ def test_missing_driver_is_reported(monkeypatch):
     monkeypatch.setattr(_mongodb, "pymongo", None)
     with pytest.raises(MissingDriverError):
         _mongodb.connect(params())
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "p@ss/word", "a:b/c?d", "s3cr3t#x"])
+def test_uri_credentials_are_masked_whatever_the_password_holds(password):
+    """An unescaped ``/`` (or ``@``) in a URI password used to end the masking early."""
+    uri = f"mongodb://app:{password}@db1:27019/admin?authSource=admin"
+    target = _mongodb.describe_target(_mongodb.client_kwargs(params(login_uri=uri)))
+    assert password not in target
+    assert password.split("/")[-1] not in target
+    assert target.endswith("db1:27019/admin?authSource=admin") or "***" in target
+
+
+def test_connect_error_never_shows_the_uri_password():
+    uri = "mongodb://app:pa/ss@db1:27019/admin"
+    with pytest.raises(DbopsError) as err:
+        _mongodb.connect(params(login_uri=uri, connect_timeout=1))
+    assert "pa/ss" not in err.value.msg
+    assert "ss@" not in err.value.msg
