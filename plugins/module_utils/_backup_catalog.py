@@ -443,9 +443,28 @@ class BackupWriter:
         self.final = os.path.join(self.root, self.id)
         self.published = False
 
+    def _claim_directory(self) -> None:
+        """mkdir is the claim on an id: when another writer got there first, take the next id.
+
+        The id chosen in ``__init__`` is only a guess; a writer never removes a directory it did not
+        create itself (two writers racing to one id used to delete each other's partial).
+        """
+        for _attempt in range(1000):
+            try:
+                os.mkdir(self.partial, 0o700)
+                return
+            except FileExistsError:
+                self.id = new_backup_id(self.root, self.engine, self.database, self.started)
+                self.partial = os.path.join(self.root, self.id + PARTIAL_SUFFIX)
+                self.final = os.path.join(self.root, self.id)
+        raise DbopsError(f"create backup directory in {self.root}: no free backup id after 1000 attempts")
+
     def __enter__(self) -> BackupWriter:
         try:
-            os.mkdir(self.partial, 0o700)
+            self._claim_directory()
+        except OSError as exc:
+            raise DbopsError(f"create backup directory {self.partial}: {exc.strerror or exc}") from exc
+        try:
             os.chmod(self.partial, 0o700)
             write_json_atomic(os.path.join(self.partial, MARKER), {
                 "kind": MANIFEST_KIND, "id": self.id, "engine": self.engine, "database": self.database,

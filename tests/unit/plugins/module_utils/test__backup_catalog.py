@@ -162,3 +162,52 @@ def test_readers_lock_belongs_to_the_root_owner_whoever_creates_it(tmp_path):
         pass
     st = os.lstat(root / catalog.READERS_LOCK)
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65534, 65534, 0o600)
+
+
+def test_two_writers_racing_to_one_id_both_keep_their_directories(tmp_path, monkeypatch):
+    """Both writers choose their id in the same second; the loser must take the next id and never
+    remove the winner's in-progress partial directory."""
+    fixed = dt.datetime(2026, 1, 1, 12, tzinfo=UTC)
+    monkeypatch.setattr(catalog, "utcnow", lambda: fixed)
+    first = catalog.BackupWriter(str(tmp_path), "postgresql", "app")
+    second = catalog.BackupWriter(str(tmp_path), "postgresql", "app")  # same moment, nothing on disk yet
+    with first:
+        (tmp_path / (first.id + ".partial") / "database.dump").write_bytes(b"PGDMP first")
+        with second:
+            assert second.id != first.id
+            assert os.path.isdir(first.partial), "the second writer removed the first one's directory"
+            (tmp_path / (second.id + ".partial") / "database.dump").write_bytes(b"PGDMP second")
+            second.publish({"format": "custom"})
+        assert (tmp_path / (first.id + ".partial") / "database.dump").read_bytes() == b"PGDMP first"
+        first.publish({"format": "custom"})
+    assert sorted(b.id for b in catalog.scan(str(tmp_path)).backups) == sorted([first.id, second.id])
+
+
+def test_writers_in_threads_get_distinct_directories(tmp_path, monkeypatch):
+    import threading
+
+    fixed = dt.datetime(2026, 1, 1, 12, tzinfo=UTC)
+    monkeypatch.setattr(catalog, "utcnow", lambda: fixed)
+    barrier = threading.Barrier(8, timeout=30)
+    ids, errors = [], []
+
+    def write(n):
+        try:
+            writer = catalog.BackupWriter(str(tmp_path), "mongodb", "app")
+            barrier.wait()
+            with writer:
+                (tmp_path / (writer.id + ".partial") / "data").write_bytes(str(n).encode())
+                barrier.wait()
+                writer.publish({"format": "mongodump"})
+                ids.append(writer.id)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(set(ids)) == 8
+    assert len(catalog.scan(str(tmp_path)).backups) == 8
