@@ -275,7 +275,7 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
             if options.get("globals"):
                 pg_dumpall = find_tool("pg_dumpall", options.get("bin_dir"), facts["server_major"])
                 _run([pg_dumpall, "--globals-only", f"--file={os.path.join(writer.partial, GLOBALS_FILE)}",
-                      f"--database={database}"],
+                      f"--database={_conninfo_dbname(database)}"],
                      env, f"dump roles and tablespaces of the PostgreSQL server holding {database}")
                 globals_file = GLOBALS_FILE
             manifest = {

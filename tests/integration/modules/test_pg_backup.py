@@ -368,3 +368,15 @@ def test_backup_login_member_of_the_owner_backs_up_verifies_and_restores(ansible
     assert owners == [(owner,)]
     assert pg_server.query("SELECT count(*) FROM orders", dbname=target) == [(50,)]
     # The databases go with the fixtures' teardown, the roles with the throwaway cluster.
+
+
+def test_globals_dump_of_a_database_whose_name_looks_like_a_conninfo(ansible, pg_server, root):
+    """pg_dumpall --database parses its value as a connection string: the name must be quoted."""
+    name = f"dbops_{uuid.uuid4().hex[:6]} host=/nonexistent port=1"
+    pg_server.query(f'CREATE DATABASE "{name}"')
+    pg_server._created.append(name)
+    pg_server.query("CREATE TABLE t (id int)", dbname=name)
+    backup = ansible.module("pg_backup", pg_server.params(root=str(root), database=name, globals=True))
+    assert backup.get("failed") is not True, backup
+    globals_sql = (root / backup["backup"]["id"] / "globals.sql").read_text()
+    assert "CREATE ROLE postgres" in globals_sql
