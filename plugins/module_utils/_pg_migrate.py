@@ -42,7 +42,12 @@ EXTENSIONS = ("sql",)
 DEFAULT_HISTORY_TABLE = "dbops_schema_history"
 LOCK_CLASS_ID = 0x64626F70  # "dbop": first key of the two-key advisory lock
 _DIRECTIVE = re.compile(r"^--\s*dbops:\s*([A-Za-z_]+)\s*=\s*(\S+)\s*$")
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)(?::([A-Za-z]+))?\}")
+# A bare ${name} is inserted only when its value cannot change the statement: a word or a number
+# (no quotes, spaces, comment starts, operators beyond a single inner "-").
+_PLAIN_VALUE = re.compile(r"(?:[A-Za-z0-9_.:@+]+(?:-[A-Za-z0-9_.:@+]+)*)?")
+PLACEHOLDER_KINDS = ("literal", "identifier", "raw")
+SECRET_MASK = "********"
 _DIRECTIVES = {"transaction": ("on", "off")}
 
 
@@ -56,7 +61,7 @@ class Settings:
     out_of_order: bool = False
     validate_checksums: bool = True
     baseline_version: str | None = None
-    placeholders: dict[str, str] = field(default_factory=dict)
+    placeholders: dict[str, str] = field(default_factory=dict)  # a Placeholders from from_params
     history_schema: str = "public"
     history_table: str = DEFAULT_HISTORY_TABLE
     lock_timeout: float = 60.0
@@ -70,8 +75,7 @@ class Settings:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Settings:
-        given = params.get("placeholders") or {}
-        placeholders = {str(k): "" if v is None else str(v) for k, v in given.items()}
+        placeholders = Placeholders.from_params(params)
         return cls(
             path=params["path"],
             target=params.get("target"),
@@ -169,8 +173,71 @@ def parse_directives(text: str, script: str) -> dict[str, str]:
     return directives
 
 
-def substitute(text: str, placeholders: dict[str, str], script: str) -> str:
-    """Replace ``${name}`` with its value; with placeholders set, an unknown name is an error."""
+class Placeholders(dict):  # type: ignore[type-arg]
+    """Placeholder values (name -> text), plus the names allowed raw and the names that are secret."""
+
+    raw: frozenset[str] = frozenset()
+    secret: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Placeholders:
+        values = {**(params.get("placeholders") or {}), **(params.get("secret_placeholders") or {})}
+        result = cls({str(k): "" if v is None else str(v) for k, v in values.items()})
+        result.raw = frozenset(str(n) for n in params.get("raw_placeholders") or ())
+        result.secret = frozenset(str(n) for n in params.get("secret_placeholders") or {})
+        return result
+
+
+def quote_literal(value: str) -> str:
+    """A SQL string literal for ``value``, safe whatever standard_conforming_strings says."""
+    if "\0" in value:
+        raise DbopsError("quote a placeholder value: it contains a NUL character")
+    body = value.replace("'", "''")
+    if "\\" not in value:
+        return "'" + body + "'"
+    return "E'" + body.replace("\\", "\\\\") + "'"
+
+
+def quote_identifier(value: str) -> str:
+    if not value or "\0" in value:
+        raise DbopsError("quote a placeholder value as an identifier: it is empty or holds a NUL character")
+    return '"' + value.replace('"', '""') + '"'
+
+
+def _render(match: re.Match[str], placeholders: dict[str, str], script: str, masked: bool) -> str:
+    name, kind = match.group(1), match.group(2)
+    value = placeholders[name]
+    raw_allowed = name in getattr(placeholders, "raw", ())
+    if masked and name in getattr(placeholders, "secret", ()):
+        value = SECRET_MASK
+        raw_allowed = True
+    if kind == "literal":
+        return quote_literal(value)
+    if kind == "identifier":
+        return quote_identifier(value)
+    if kind not in (None, "raw"):
+        raise DbopsError(f"substitute placeholders in {script}: ${{{name}:{kind}}} has an unknown kind "
+                         f"(use {', '.join(PLACEHOLDER_KINDS)})")
+    if raw_allowed or (kind is None and _PLAIN_VALUE.fullmatch(value)):
+        return value
+    if kind == "raw":
+        raise DbopsError(f"substitute placeholders in {script}: ${{{name}:raw}} needs {name} listed in "
+                         "raw_placeholders")
+    raise DbopsError(
+        f"substitute placeholders in {script}: the value of ${{{name}}} is not a plain word or number, so "
+        f"it is not inserted as it is; write ${{{name}:literal}} for a quoted string, "
+        f"${{{name}:identifier}} for a quoted name, or list {name} in raw_placeholders to insert it unquoted"
+    )
+
+
+def substitute(text: str, placeholders: dict[str, str], script: str, masked: bool = False) -> str:
+    """Replace ``${name}``, ``${name:literal}``, ``${name:identifier}`` and ``${name:raw}``.
+
+    A bare ``${name}`` takes a plain word or number only; ``:literal`` / ``:identifier`` quote the
+    value; values of other shapes go in unquoted only for names listed in ``raw_placeholders``.
+    With placeholders set, an unknown name is an error. ``masked`` renders secret values as
+    ``********`` (for plans and diffs).
+    """
     if not placeholders:
         return text
     unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(placeholders))
@@ -179,7 +246,19 @@ def substitute(text: str, placeholders: dict[str, str], script: str) -> str:
             f"substitute placeholders in {script}: no value for " + ", ".join(f"${{{n}}}" for n in unknown)
             + f" (placeholders given: {', '.join(sorted(placeholders))})"
         )
-    return _PLACEHOLDER.sub(lambda m: placeholders[m.group(1)], text)
+    return _PLACEHOLDER.sub(lambda m: _render(m, placeholders, script, masked), text)
+
+
+def secret_forms(params: dict[str, Any]) -> set[str]:
+    """Every form a secret placeholder value takes in SQL (for the module's no_log values)."""
+    forms: set[str] = set()
+    for value in (params.get("secret_placeholders") or {}).values():
+        if value is None or str(value) == "":
+            continue
+        text = str(value)
+        forms.update({text, text.replace("'", "''"), text.replace('"', '""'),
+                      text.replace("'", "''").replace("\\", "\\\\")})
+    return forms
 
 
 def required_version_num(text: str) -> int:
@@ -204,6 +283,7 @@ class Script:
     sql: str
     transactional: bool
     statements: list[_pg_script.Statement]
+    shown_sql: str | None = None  # the SQL with secret placeholder values masked
 
     @property
     def action_label(self) -> str:
@@ -215,7 +295,7 @@ class Script:
         data = self.step.to_dict()
         data["transaction"] = self.transactional
         if with_sql:
-            data["sql"] = self.sql
+            data["sql"] = self.sql if self.shown_sql is None else self.shown_sql
         return data
 
 
@@ -240,7 +320,8 @@ def prepare(step: mig.Step, placeholders: dict[str, str]) -> Script:
     if problems:
         details = "; ".join(f"line {stmt.line}: {reason}" for stmt, reason in problems)
         raise DbopsError(f"check {name}: {details}")
-    return Script(step, sql, transactional, statements)
+    shown = substitute(raw, placeholders, name, masked=True) if getattr(placeholders, "secret", ()) else None
+    return Script(step, sql, transactional, statements, shown)
 
 
 def prepare_all(steps: Sequence[mig.Step], placeholders: dict[str, str]) -> list[Script]:

@@ -69,11 +69,28 @@ options:
     type: str
   placeholders:
     description:
-      - Values substituted for C(${name}) in the scripts before they run (inserted as they are,
-        not quoted). The checksum stays that of the file as written.
+      - Values substituted in the scripts before they run. The checksum stays that of the file as
+        written.
+      - C(${name:literal}) inserts the value as a quoted SQL string, C(${name:identifier}) as a
+        quoted name. A bare C(${name}) inserts a plain word or number only (letters, digits,
+        C(_ . : @ +) and single inner C(-)); any other value fails the task unless the name is listed
+        in O(raw_placeholders).
       - When set, a C(${name}) without a value fails the task before anything runs.
     type: dict
     default: {}
+  secret_placeholders:
+    description:
+      - Placeholders whose values are secrets (passwords), used like O(placeholders) but never
+        logged or returned; the check-mode plan shows them as C(********).
+    type: dict
+    default: {}
+  raw_placeholders:
+    description:
+      - Names of placeholders inserted as they are, unquoted, whatever their value (C(${name}) or
+        C(${name:raw})). Only for values you control completely, such as SQL fragments.
+    type: list
+    elements: str
+    default: []
   history_schema:
     description:
       - Schema of the history table (created if missing).
@@ -285,6 +302,8 @@ def argument_spec() -> dict:
         validate_checksums={"type": "bool", "default": True},
         baseline_version={"type": "str"},
         placeholders={"type": "dict", "default": {}},
+        secret_placeholders={"type": "dict", "default": {}, "no_log": True},
+        raw_placeholders={"type": "list", "elements": "str", "default": [], "no_log": False},
         history_schema={"type": "str", "default": "public"},
         history_table={"type": "str", "default": _pg_migrate.DEFAULT_HISTORY_TABLE},
         lock_timeout={"type": "float", "default": 60},
@@ -301,6 +320,7 @@ def argument_spec() -> dict:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module.no_log_values.update(_pg_migrate.secret_forms(module.params))  # quoted forms in error messages
     try:
         result = _pg_migrate.migrate(module.params, module.check_mode)
     except DbopsError as exc:

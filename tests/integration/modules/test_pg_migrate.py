@@ -513,3 +513,61 @@ def test_session_role_owns_the_objects_and_monitoring_reads_the_history(ansible,
     readable = pg_server.query(f"SELECT has_table_privilege('{monitor}', 'dbops_schema_history', 'SELECT'),"
                                f" has_table_privilege('{monitor}', 'a', 'SELECT')", dbname=pg_db)
     assert readable == [(True, False)]
+
+
+# ---------------------------------------------------------------- placeholders are not SQL injection
+
+
+def test_a_placeholder_value_with_a_quote_cannot_inject_sql(ansible, pg_server, pg_db, tmp_path):
+    """docs advised '${note}'; a value with a quote used to close the literal and create a SUPERUSER."""
+    role = f"evil_{pg_db[-8:]}"
+    note = f"x'); CREATE ROLE {role} SUPERUSER; --"
+    quoted = write(tmp_path / "quoted", {
+        "V1__notes.sql": "CREATE TABLE notes (t text);\nINSERT INTO notes VALUES ('${note}');",
+    })
+    refused = ansible.module("pg_migrate", pg_server.params(login_db=pg_db, path=str(quoted),
+                                                            placeholders={"note": note}))
+    injected = pg_server.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+    pg_server.query(f'DROP ROLE IF EXISTS "{role}"')
+    assert injected == [], "the placeholder value created a SUPERUSER role"
+    assert refused["failed"] is True
+    assert "${note:literal}" in refused["msg"]
+    assert pg_server.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)) == []
+    assert tables(pg_server, pg_db) == set()  # refused before anything ran
+
+    typed = write(tmp_path / "typed", {
+        "V1__notes.sql": ("CREATE TABLE ${table:identifier} (t text);\n"
+                          "INSERT INTO ${table:identifier} VALUES (${note:literal}), (${path:literal});"),
+    })
+    args = pg_server.params(login_db=pg_db, path=str(typed),
+                            placeholders={"note": note, "table": 'odd "name', "path": "C:\\temp\\x'"})
+    check = ansible.module("pg_migrate", args, check=True)
+    assert check["changed"] is True and tables(pg_server, pg_db) == set()
+    assert check["plan"][0]["sql"].startswith('CREATE TABLE "odd ""name" (t text);')
+    first, second = run_tasks(ansible, [("pg_migrate", args), ("pg_migrate", args)])
+    assert first.get("failed") is not True, first
+    assert first["changed"] is True and second["changed"] is False
+    assert pg_server.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)) == []
+    rows = pg_server.query('SELECT t FROM "odd ""name" ORDER BY t', dbname=pg_db)
+    assert sorted(r[0] for r in rows) == sorted([note, "C:\\temp\\x'"])
+
+
+def test_secret_placeholders_never_appear_in_the_check_mode_plan(ansible, pg_server, pg_db, tmp_path):
+    role = f"app_{pg_db[-8:]}"
+    secret = "S3cr3t-'pw'-value"
+    path = write(tmp_path / "m", {
+        "V1__role.sql": "CREATE ROLE ${role:identifier} LOGIN PASSWORD ${password:literal};",
+    })
+    args = pg_server.params(login_db=pg_db, path=str(path), placeholders={"role": role},
+                            secret_placeholders={"password": secret})
+    check = ansible.module("pg_migrate", args, check=True, diff=True)
+    assert check.get("failed") is not True, check
+    assert secret not in json.dumps(check)
+    assert "PASSWORD '********'" in check["plan"][0]["sql"]
+    applied = ansible.module("pg_migrate", args)
+    try:
+        assert applied.get("failed") is not True, applied
+        assert secret not in json.dumps(applied)
+        assert pg_server.query("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,)) == [(False,)]
+    finally:
+        pg_server.query(f'DROP ROLE IF EXISTS "{role}"')

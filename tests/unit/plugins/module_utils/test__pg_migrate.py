@@ -193,3 +193,43 @@ def test_failure_located_by_position_or_progress():
     assert message.locate_failure(sql, None, []) == " while locking the history table"
     plain = pm.transaction_message("h", statements, "INSERT", markers=False)
     assert plain.locate_failure(sql, None, []) == ""
+
+
+@pytest.mark.parametrize(("text", "values", "expected"), [
+    ("'${note:literal}'", {"note": "it's"}, "''it''s''"),
+    ("${note:literal}", {"note": "it's"}, "'it''s'"),
+    ("${p:literal}", {"p": "C:\\x'"}, "E'C:\\\\x'''"),
+    ("${t:identifier}", {"t": 'a "b'}, '"a ""b"'),
+    ("${n} ${d}", {"n": "42", "d": "2026-01-01"}, "42 2026-01-01"),
+    ("${v:raw}", {"v": "now() - interval '1 day'"}, "now() - interval '1 day'"),
+])
+def test_placeholder_kinds(text, values, expected):
+    placeholders = pm.Placeholders.from_params({"placeholders": values, "raw_placeholders": ["v"]})
+    assert pm.substitute(text, placeholders, "V1__x.sql") == expected
+
+
+@pytest.mark.parametrize("value", ["x'); CREATE ROLE evil SUPERUSER; --", "1 OR true", "a--b", "-5", "x;y",
+                                   "a/*", "$$", "a b"])
+def test_a_bare_placeholder_refuses_values_that_change_the_statement(value):
+    with pytest.raises(DbopsError, match=r"\$\{note:literal\}") as err:
+        pm.substitute("INSERT INTO t VALUES ('${note}');", {"note": value}, "V1__x.sql")
+    assert value not in err.value.msg  # the value may be a secret
+
+
+def test_raw_needs_the_opt_in_and_unknown_kinds_fail():
+    with pytest.raises(DbopsError, match="raw_placeholders"):
+        pm.substitute("${v:raw}", {"v": "1"}, "V1__x.sql")
+    with pytest.raises(DbopsError, match="unknown kind"):
+        pm.substitute("${v:quoted}", {"v": "1"}, "V1__x.sql")
+    with pytest.raises(DbopsError, match="NUL"):
+        pm.substitute("${v:literal}", {"v": "a\0b"}, "V1__x.sql")
+
+
+def test_secret_placeholders_are_masked_in_the_shown_sql():
+    placeholders = pm.Placeholders.from_params({"placeholders": {"r": "app"},
+                                                "secret_placeholders": {"pw": "s'ecret"}})
+    text = "CREATE ROLE ${r} PASSWORD ${pw:literal};"
+    assert pm.substitute(text, placeholders, "V1__x.sql") == "CREATE ROLE app PASSWORD 's''ecret';"
+    shown = pm.substitute(text, placeholders, "V1__x.sql", masked=True)
+    assert shown == "CREATE ROLE app PASSWORD '********';"
+    assert "s''ecret" in pm.secret_forms({"secret_placeholders": {"pw": "s'ecret"}})
