@@ -71,10 +71,10 @@ options:
     description:
       - Values substituted in the scripts before they run. The checksum stays that of the file as
         written.
-      - C(${name:literal}) inserts the value as a quoted SQL string, C(${name:identifier}) as a
-        quoted name. A bare C(${name}) inserts a plain word or number only (letters, digits,
-        C(_ . : @ +) and single inner C(-)); any other value fails the task unless the name is listed
-        in O(raw_placeholders).
+      - "C(${name:literal}) inserts the value as a quoted SQL string, C(${name:identifier}) as a
+        quoted name. A bare C(${name}) inserts a plain word or number only (letters, digits, the
+        characters C(_.:@+) and single inner dashes); any other value fails the task unless the name
+        is listed in O(raw_placeholders)."
       - When set, a C(${name}) without a value fails the task before anything runs.
     type: dict
     default: {}
