@@ -27,7 +27,7 @@ import socket
 import stat
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
@@ -39,15 +39,14 @@ LOCK_FILE = catalog.LOCK_FILE
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 _TOP_KEYS = {"root", "log_file", "postgres", "mongodb", "backups", "retention", "verify"}
-_BACKUP_KEYS = {
-    "postgresql": {"engine", "database", "format", "jobs", "compression", "globals", "bin_dir",
-                   "min_interval"},
-    "mongodb": {"engine", "database", "gzip", "tool", "mongodump_path", "min_interval"},
-}
-_RETENTION_KEYS = {"keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
-                   "keep_within", "partial_max_age"}
-_VERIFY_KEYS = {"after_backup", "restore_test", "min_interval", "jobs"}
 _SECTION = {"postgresql": "postgres", "mongodb": "mongodb"}
+_VERIFY_SPEC: dict[str, Any] = {
+    "after_backup": {"type": "bool", "default": False},
+    "restore_test": {"type": "bool", "default": False},
+    "min_interval": {"type": "str"},
+    "jobs": {"type": "int", "default": 1},
+}
+_DURATIONS = ("min_interval", "keep_within", "partial_max_age")
 
 
 class ConfigError(DbopsError):
@@ -56,8 +55,58 @@ class ConfigError(DbopsError):
 
 # --------------------------------------------------------------------------- config
 
-def apply_spec(spec: dict[str, Any], values: dict[str, Any], where: str) -> dict[str, Any]:
-    """Validate ``values`` against an Ansible argument spec: names, aliases, defaults, env fallbacks."""
+def job_spec(engine: str) -> dict[str, Any]:
+    """The keys of a ``backups`` entry: the backup module's own option spec plus ``engine``."""
+    return {"engine": {"type": "str", "required": True, "choices": list(ops.ENGINES)},
+            **ops.ENGINES[engine].option_spec()}
+
+
+def _as_int(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) < 19:
+        value = int(value)
+    ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+    return value if ok else None
+
+
+def _as_str(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) else None
+
+
+_TYPES: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "int": (_as_int, "an integer"),
+    "bool": (lambda v: v if isinstance(v, bool) else None, "true or false"),
+    "str": (_as_str, "a string"),
+    "path": (_as_str, "a string"),
+    "list": (lambda v: v if isinstance(v, list) else None, "a list"),
+    "dict": (lambda v: v if isinstance(v, dict) else None, "a mapping"),
+}
+
+
+def _typed(name: str, option: dict[str, Any], value: Any, where: str) -> Any:
+    """``value`` checked against one option of an argument spec (type, choices), as Ansible would."""
+    convert, what = _TYPES.get(option.get("type", "str"), (lambda v: v, "valid"))
+    checked = convert(value)
+    if checked is None:
+        raise ConfigError(f"read config {where}: {name} must be {what}")
+    choices = option.get("choices")
+    if choices is not None and checked not in choices:
+        raise ConfigError(f"read config {where}: {name} must be one of {', '.join(map(str, choices))}, "
+                          f"not {str(checked)[:40]!r}")
+    if name in _DURATIONS:
+        try:
+            catalog.parse_duration(checked)
+        except DbopsError as exc:
+            raise ConfigError(f"read config {where}: {name}: {exc.msg}") from exc
+    return checked
+
+
+def apply_spec(spec: dict[str, Any], values: Any, where: str) -> dict[str, Any]:
+    """Validate ``values`` against an Ansible argument spec (the modules' own): names, aliases,
+    types, choices, required options, defaults and env fallbacks."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"read config {where}: expected a mapping")
     names: dict[str, str] = {}
     for name, option in spec.items():
         names[name] = name
@@ -75,23 +124,23 @@ def apply_spec(spec: dict[str, Any], values: dict[str, Any], where: str) -> dict
                 if var in os.environ:
                     result[name] = os.environ[var]
                     break
-        if name not in result:
+        if name not in result or result[name] is None:
+            if option.get("required"):
+                raise ConfigError(f"read config {where}: {name} is required")
             result[name] = option.get("default")
-        if result[name] is not None and option.get("type") == "int":
-            try:
-                result[name] = int(result[name])
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"read config {where}: {name} must be an integer") from exc
-        if result[name] is not None and option.get("type") == "bool" and not isinstance(result[name], bool):
-            raise ConfigError(f"read config {where}: {name} must be true or false")
+        if result[name] is not None:
+            result[name] = _typed(name, option, result[name], where)
     return result
+
+
+def _connection_spec(engine: str) -> dict[str, Any]:
+    return _postgres.pg_argument_spec() if engine == "postgresql" else _mongodb.mongodb_argument_spec()
 
 
 def connection_params(engine: str, section: dict[str, Any] | None, where: str) -> dict[str, Any]:
     values = dict(section or {})
     password_file = values.pop("login_password_file", None)
-    spec = _postgres.pg_argument_spec() if engine == "postgresql" else _mongodb.mongodb_argument_spec()
-    params = apply_spec(spec, values, where)
+    params = apply_spec(_connection_spec(engine), values, where)
     if password_file:
         try:
             with open(password_file, encoding="utf-8") as handle:
@@ -110,16 +159,36 @@ def _check_keys(values: Any, allowed: set[str], where: str) -> dict[str, Any]:
     return values
 
 
-def _check_jobs(jobs: Any, path: str) -> None:
+def check_job(job: Any, where: str) -> dict[str, Any]:
+    """One ``backups`` entry validated with its engine's option spec; raises ConfigError."""
+    engine = job.get("engine") if isinstance(job, dict) else None
+    if not isinstance(job, dict):
+        raise ConfigError(f"read config {where}: expected a mapping")
+    if engine not in ops.ENGINES:
+        raise ConfigError(f"read config {where}: engine must be postgresql or mongodb")
+    if not job.get("database"):
+        raise ConfigError(f"read config {where}: database is required")
+    options = apply_spec(job_spec(engine), job, where)
+    try:
+        ops.ENGINES[engine].validate(options)
+    except DbopsError as exc:
+        raise ConfigError(f"read config {where}: {exc.msg}") from exc
+    return options
+
+
+def check_jobs(jobs: Any, path: str) -> list[dict[str, Any]]:
+    """Every job validated up front; a bad one keeps its ``error`` (reported, the others still run)."""
     if not isinstance(jobs, list):
         raise ConfigError(f"read config {path}: backups must be a list")
+    checked = []
     for n, job in enumerate(jobs):
-        engine = job.get("engine") if isinstance(job, dict) else None
-        if engine not in _BACKUP_KEYS:
-            raise ConfigError(f"read config {path}: backups[{n}].engine must be postgresql or mongodb")
-        _check_keys(job, _BACKUP_KEYS[engine], f"{path} backups[{n}]")
-        if not job.get("database"):
-            raise ConfigError(f"read config {path}: backups[{n}].database is required")
+        try:
+            checked.append(check_job(job, f"{path} backups[{n}]"))
+        except ConfigError as exc:
+            raw = job if isinstance(job, dict) else {}
+            checked.append({"engine": str(raw.get("engine")), "database": str(raw.get("database")),
+                            "error": exc.msg})
+    return checked
 
 
 def load_config(path: str) -> dict[str, Any]:
@@ -148,30 +217,32 @@ def load_config(path: str) -> dict[str, Any]:
         if (config.get(section) or {}).get("login_password") and mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigError(f"read config {path}: it holds the {engine} password but is readable by other "
                               "users (chmod 600, or use login_password_file)")
-    _check_jobs(config.get("backups") or [], path)
+    for engine, section in _SECTION.items():  # types and choices now; password files when used
+        values = config.get(section) or {}
+        if isinstance(values, dict):
+            values = {k: v for k, v in values.items() if k != "login_password_file"}
+        apply_spec(_connection_spec(engine), values, f"{path} {section}")
+    config["backups"] = check_jobs(config["backups"] if config.get("backups") is not None else [], path)
     if config.get("retention") is not None:
-        _check_keys(config["retention"], _RETENTION_KEYS, f"{path} retention")
-        policy = {k: v for k, v in config["retention"].items() if k != "partial_max_age"}
+        given = config["retention"]
+        retention = apply_spec(ops.retention_option_spec(), given, f"{path} retention")
+        config["retention"] = {k: v for k, v in retention.items() if k in given}
         try:
-            ops.policy_from(policy)
-            catalog.parse_duration(config["retention"].get("partial_max_age", "1d"))
+            ops.policy_from(config["retention"])
         except DbopsError as exc:
             raise ConfigError(f"read config {path} retention: {exc.msg}") from exc
     if config.get("verify") is not None:
-        _check_keys(config["verify"], _VERIFY_KEYS, f"{path} verify")
+        given = config["verify"]
+        config["verify"] = {k: v for k, v in apply_spec(_VERIFY_SPEC, given, f"{path} verify").items()
+                            if k in given}
     return config
 
 
 # --------------------------------------------------------------------------- steps
 
 def _backup_options(job: dict[str, Any]) -> dict[str, Any]:
-    options = {k: v for k, v in job.items() if k not in ("engine", "min_interval")}
-    if job["engine"] == "postgresql":
-        options.setdefault("format", "custom")
-        options.setdefault("jobs", 1)
-    else:
-        options.setdefault("gzip", True)
-    return options
+    """The module options of a validated job (defaults filled in by its spec)."""
+    return {k: v for k, v in job.items() if k not in ("engine", "min_interval")}
 
 
 def _connections(config: dict[str, Any], path: str) -> dict[str, dict[str, Any]]:
@@ -202,6 +273,11 @@ def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: 
     for job in select_jobs(config.get("backups") or [], only):
         entry: dict[str, Any] = {"engine": job["engine"], "database": job["database"]}
         started = time.monotonic()
+        if job.get("error"):
+            entry.update(ok=False, error=job["error"], duration_s=0.0)
+            log.setdefault("backups", []).append(entry)
+            ok = False
+            continue
         try:
             result = ops.backup(job["engine"], conns[job["engine"]], config["root"], _backup_options(job),
                                 min_interval=None if ignore_min_interval else job.get("min_interval"))
@@ -375,8 +451,7 @@ def secret_values(config: dict[str, Any]) -> list[str]:
             params = connection_params(engine, config.get(section), section)
         except Exception:  # a broken section has been reported already; mask what is there
             params = dict(config.get(section) or {}) if isinstance(config.get(section), dict) else {}
-        spec = _postgres.pg_argument_spec() if engine == "postgresql" else _mongodb.mongodb_argument_spec()
-        found += [str(params[name]) for name, option in spec.items()
+        found += [str(params[name]) for name, option in _connection_spec(engine).items()
                   if option.get("no_log") and params.get(name)]
         found += _mongodb.secret_values(params)
     return sorted({v for v in found if v}, key=len, reverse=True)

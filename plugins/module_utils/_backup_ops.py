@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
@@ -19,6 +21,63 @@ from ansible_collections.dbops.datastores.plugins.module_utils import _retention
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 
 ENGINE_NAMES = {"postgresql": "PostgreSQL", "mongodb": "MongoDB"}
+
+
+# --------------------------------------------------------------------------- engine adapters
+
+def _pg_plan(options: dict[str, Any]) -> dict[str, Any]:
+    _pg_backup.validate_options(options)
+    return _pg_backup.plan_backup(options)
+
+
+def _mongo_plan(options: dict[str, Any]) -> dict[str, Any]:
+    tool_path = _mongodb_dump.choose_tool(options.get("tool") or "auto", options.get("mongodump_path"))
+    return _mongodb_dump.plan_backup(options, tool_path)
+
+
+def _mongo_validate(options: dict[str, Any]) -> None:
+    """Nothing beyond the option spec (types and choices) to check for a MongoDB backup."""
+
+
+def _pg_restore_test(params: dict[str, Any], backup: catalog.Backup, scratch: str,
+                     jobs: int) -> dict[str, Any]:
+    return _pg_backup.restore_test(params, backup.manifest, backup.path, scratch, jobs=jobs)
+
+
+def _mongo_restore_test(params: dict[str, Any], backup: catalog.Backup, scratch: str,
+                        jobs: int) -> dict[str, Any]:
+    return _mongodb_dump.restore_test(params, backup.manifest, backup.path, scratch)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What the backup operations need from one engine, behind one interface."""
+
+    option_spec: Callable[[], dict[str, Any]]  # the backup module's options = dbops-backup job keys
+    validate: Callable[[dict[str, Any]], None]  # rules across options, beyond the spec
+    plan: Callable[[dict[str, Any]], dict[str, Any]]  # validate and describe, no connection
+    preflight: Callable[[dict[str, Any], str], None]  # read-only: the login works, the database exists
+    backup: Callable[[dict[str, Any], str, dict[str, Any]], dict[str, Any]]  # returns the manifest
+    restore_test: Callable[[dict[str, Any], catalog.Backup, str, int], dict[str, Any]]
+
+
+ENGINES: dict[str, Engine] = {
+    "postgresql": Engine(
+        option_spec=_pg_backup.backup_option_spec, validate=_pg_backup.validate_options, plan=_pg_plan,
+        preflight=lambda params, database: _pg_backup.connect(params, database).close(),
+        backup=_pg_backup.backup, restore_test=_pg_restore_test),
+    "mongodb": Engine(
+        option_spec=_mongodb_dump.backup_option_spec, validate=_mongo_validate, plan=_mongo_plan,
+        preflight=_mongodb_dump.require_database, backup=_mongodb_dump.backup,
+        restore_test=_mongo_restore_test),
+}
+
+
+def retention_option_spec() -> dict[str, Any]:
+    """The retention policy options of backup_retention, also read from dbops-backup's config."""
+    spec: dict[str, Any] = {f"keep_{rule}": {"type": "int", "default": 0} for rule in retention.RULES}
+    spec.update(keep_within={"type": "str"}, partial_max_age={"type": "str", "default": "1d"})
+    return spec
 
 
 def summary(backup: catalog.Backup, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -58,23 +117,12 @@ def backup(engine: str, params: dict[str, Any], root: str, options: dict[str, An
         if latest is not None and catalog.utcnow() - latest.started_at < interval:
             return {"changed": False, "backup": summary(latest),
                     "skipped_reason": f"backup {latest.id} is younger than min_interval {min_interval}"}
-    if engine == "postgresql":
-        _pg_backup.validate_options(options)
-        plan = _pg_backup.plan_backup(options)
-    else:
-        tool_path = _mongodb_dump.choose_tool(options.get("tool") or "auto", options.get("mongodump_path"))
-        plan = _mongodb_dump.plan_backup(options, tool_path)
+    adapter = ENGINES[engine]
+    plan = adapter.plan(options)
     if check:
-        # Read-only preflight: the login works and the database exists.
-        if engine == "postgresql":
-            _pg_backup.connect(params, database).close()
-        else:
-            _mongodb_dump.require_database(params, database)
+        adapter.preflight(params, database)
         return {"changed": True, "plan": plan}
-    if engine == "postgresql":
-        manifest = _pg_backup.backup(params, root, options)
-    else:
-        manifest = _mongodb_dump.backup(params, root, options)
+    manifest = adapter.backup(params, root, options)
     path = os.path.join(root, manifest["id"])
     backup_entry = catalog.Backup(id=manifest["id"], path=path, manifest=manifest)
     return {"changed": True, "plan": plan, "backup": summary(backup_entry)}
@@ -153,10 +201,7 @@ def _verify(root: str, *, backup_id: str | None, engine: str | None, database: s
         if params is None:
             raise DbopsError(f"restore-test backup {chosen.id}: no {ENGINE_NAMES[chosen.engine]} connection "
                              "options given")
-        if chosen.engine == "postgresql":
-            result = _pg_backup.restore_test(params, chosen.manifest, chosen.path, scratch, jobs=jobs)
-        else:
-            result = _mongodb_dump.restore_test(params, chosen.manifest, chosen.path, scratch)
+        result = ENGINES[chosen.engine].restore_test(params, chosen, scratch, jobs)
         mismatches = compare_counts(chosen.manifest.get("counts", {}), result["counts"])
         problems.extend(mismatches)
         record.update(scratch_database=scratch, rto_s=result["rto_s"], counts_ok=not mismatches,

@@ -304,6 +304,17 @@ def dump_counts(db_dir: str) -> tuple[dict[str, int], list[str]]:
 
 # --------------------------------------------------------------------------- backup
 
+def backup_option_spec() -> dict[str, Any]:
+    """The backup options of mongodb_backup (argument spec), also read from dbops-backup's config."""
+    return {
+        "database": {"type": "str", "required": True},
+        "gzip": {"type": "bool", "default": True},
+        "tool": {"type": "str", "default": "auto", "choices": list(TOOLS)},
+        "mongodump_path": {"type": "path"},
+        "min_interval": {"type": "str"},
+    }
+
+
 def plan_backup(options: dict[str, Any], tool_path: str | None) -> dict[str, Any]:
     gz = options.get("gzip", True)
     if tool_path:

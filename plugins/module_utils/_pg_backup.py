@@ -195,6 +195,19 @@ def owner_for_restore(conn: Any, manifest: dict[str, Any]) -> str | None:
 
 # --------------------------------------------------------------------------- backup
 
+def backup_option_spec() -> dict[str, Any]:
+    """The backup options of pg_backup (argument spec), also read from dbops-backup's config."""
+    return {
+        "database": {"type": "str", "required": True},
+        "format": {"type": "str", "default": "custom", "choices": list(FORMATS)},
+        "jobs": {"type": "int", "default": 1},
+        "compression": {"type": "int"},
+        "globals": {"type": "bool", "default": False},
+        "bin_dir": {"type": "path"},
+        "min_interval": {"type": "str"},
+    }
+
+
 def plan_backup(options: dict[str, Any]) -> dict[str, Any]:
     """What a backup would run (no password, no connection needed)."""
     fmt = options["format"]

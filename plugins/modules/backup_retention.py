@@ -163,13 +163,11 @@ RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly"
 
 
 def main() -> None:
-    argument_spec = {rule: {"type": "int", "default": 0} for rule in RULES}
+    argument_spec = _backup_ops.retention_option_spec()
     argument_spec.update(
         root={"type": "path", "required": True},
-        keep_within={"type": "str"},
-        engine={"type": "str", "choices": ["postgresql", "mongodb"]},
+        engine={"type": "str", "choices": list(_backup_ops.ENGINES)},
         database={"type": "str"},
-        partial_max_age={"type": "str", "default": "1d"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params

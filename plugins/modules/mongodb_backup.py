@@ -103,7 +103,7 @@ skipped_reason:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops, _mongodb
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops, _mongodb, _mongodb_dump
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
 
@@ -112,15 +112,11 @@ def main() -> None:
     argument_spec = _mongodb.mongodb_argument_spec()
     argument_spec.update(
         root={"type": "path", "required": True},
-        database={"type": "str", "required": True},
-        gzip={"type": "bool", "default": True},
-        tool={"type": "str", "default": "auto", "choices": ["auto", "mongodump", "native"]},
-        mongodump_path={"type": "path"},
-        min_interval={"type": "str"},
+        **_mongodb_dump.backup_option_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
-    options = {k: p[k] for k in ("database", "gzip", "tool", "mongodump_path")}
+    options = {k: p[k] for k in _mongodb_dump.backup_option_spec() if k != "min_interval"}
     try:
         result = _backup_ops.backup("mongodb", p, p["root"], options, min_interval=p["min_interval"],
                                     check=module.check_mode)

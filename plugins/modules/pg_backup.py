@@ -131,7 +131,7 @@ skipped_reason:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops, _postgres
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops, _pg_backup, _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
 
@@ -140,17 +140,11 @@ def main() -> None:
     argument_spec = _postgres.pg_argument_spec()
     argument_spec.update(
         root={"type": "path", "required": True},
-        database={"type": "str", "required": True},
-        format={"type": "str", "default": "custom", "choices": ["custom", "directory", "plain"]},
-        jobs={"type": "int", "default": 1},
-        compression={"type": "int"},
-        globals={"type": "bool", "default": False},
-        bin_dir={"type": "path"},
-        min_interval={"type": "str"},
+        **_pg_backup.backup_option_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
-    options = {k: p[k] for k in ("database", "format", "jobs", "compression", "globals", "bin_dir")}
+    options = {k: p[k] for k in _pg_backup.backup_option_spec() if k != "min_interval"}
     try:
         result = _backup_ops.backup("postgresql", p, p["root"], options, min_interval=p["min_interval"],
                                     check=module.check_mode)

@@ -6,6 +6,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 
 import pytest
 
@@ -42,11 +43,16 @@ def test_apply_spec_aliases_defaults_and_env(monkeypatch):
 @pytest.mark.parametrize(("data", "message"), [
     ({}, "root .* is required"),
     ({"root": "/x", "bogus": 1}, "unknown option.*bogus"),
-    ({"root": "/x", "backups": [{"engine": "oracle", "database": "a"}]},
-     "engine must be postgresql or mongodb"),
-    ({"root": "/x", "backups": [{"engine": "postgresql"}]}, "database is required"),
-    ({"root": "/x", "backups": [{"engine": "mongodb", "database": "a", "format": "custom"}]}, "format"),
     ({"root": "/x", "retention": {}}, "no keep_\\* rule is set"),
+    ({"root": "/x", "backups": "x"}, "backups must be a list"),
+    ({"root": "/x", "retention": {"keep_daily": "7d"}}, "keep_daily must be an integer"),
+    ({"root": "/x", "retention": {"keep_last": 1, "partial_max_age": "99999999999999999999d"}},
+     "partial_max_age.*too long"),
+    ({"root": "/x", "verify": {"jobs": "x"}}, "verify.*jobs must be an integer"),
+    ({"root": "/x", "verify": {"restore_test": "yes please"}}, "restore_test must be true or false"),
+    ({"root": "/x", "postgres": {"login_port": "high"}}, "login_port must be an integer"),
+    ({"root": "/x", "postgres": {"ssl_mode": "sometimes"}}, "ssl_mode must be one of"),
+    ({"root": "/x", "mongodb": {"tls": "yes please"}}, "tls must be true or false"),
     ({"root": "/x", "retention": {"keep_daily": 7, "keep_within": "soon"}}, "parse duration"),
 ])
 def test_invalid_configs(tmp_path, data, message):
@@ -108,3 +114,42 @@ def test_select_jobs_keeps_config_order_and_names_unknown_jobs():
         cli.select_jobs(jobs, ["mongodb:b"])
     with pytest.raises(cli.ConfigError, match="must be postgresql:DATABASE or mongodb:DATABASE"):
         cli.select_jobs(jobs, ["a"])
+
+
+@pytest.mark.parametrize(("job", "message"), [
+    ({"engine": "oracle", "database": "a"}, "engine must be postgresql or mongodb"),
+    ({"engine": "postgresql"}, "database is required"),
+    ({"engine": "mongodb", "database": "a", "format": "custom"}, "unknown option format"),
+    ({"engine": "postgresql", "database": "a", "jobs": "x"}, "jobs must be an integer"),
+    ({"engine": "postgresql", "database": "a", "compression": "high"}, "compression must be an integer"),
+    ({"engine": "postgresql", "database": "a", "compression": 12}, "compression must be between 0 and 9"),
+    ({"engine": "postgresql", "database": "a", "format": "tar"}, "format must be one of custom, dir"),
+    ({"engine": "postgresql", "database": "a", "min_interval": "99999999999999999999d"}, "too long"),
+    ({"engine": "postgresql", "database": "a", "min_interval": 10**30}, "too long"),
+    ({"engine": "mongodb", "database": "a", "tool": "mongoexport"}, "tool must be one of auto, mongo"),
+    ({"engine": "mongodb", "database": "a", "gzip": "high"}, "gzip must be true or false"),
+    ("x", "expected a mapping"),
+])
+def test_a_bad_job_is_reported_and_the_other_jobs_still_run(tmp_path, capsys, job, message):
+    """Validated up front with the modules' own option spec; only the bad job fails."""
+    root = tmp_path / "root"
+    root.mkdir()
+    path = _config(tmp_path, {"root": str(root), "backups": [job, {"engine": "postgresql", "database": "b",
+                                                                  "min_interval": "1h"}]})
+    config = cli.load_config(path)
+    assert [j.get("error") is None for j in config["backups"]] == [False, True]
+    assert re.search(message, config["backups"][0]["error"])
+    now = dt.datetime.now(UTC)
+    bk.fake_backup(root, "postgresql", "b", now)  # the good job is skipped by min_interval: no server needed
+    code, line = _main(capsys, "backup", "--config", path)
+    assert code == 1 and line["ok"] is False
+    assert line["backups"][0]["ok"] is False and re.search(message, line["backups"][0]["error"])
+    assert line["backups"][1]["ok"] is True and line["backups"][1]["created"] is False
+
+
+def test_the_cli_reads_the_modules_option_specs():
+    from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops as ops
+
+    for engine, adapter in ops.ENGINES.items():
+        assert set(cli.job_spec(engine)) == {"engine", *adapter.option_spec()}
+    assert set(cli.job_spec("postgresql")["format"]["choices"]) == {"custom", "directory", "plain"}
