@@ -72,15 +72,18 @@ def parse_time(text: str) -> dt.datetime:
     return value
 
 
+MAX_DURATION_S = 100 * 366 * 86400  # a century: longer is a typo, and would overflow date arithmetic
+
+
 def parse_duration(text: Any) -> dt.timedelta:
     """Parse ``"90s"``, ``"15m"``, ``"24h"``, ``"7d"``, ``"2w"``, ``"1d12h"`` or a number of seconds."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         if text < 0:
             raise DbopsError(f"parse duration {text!r}: must not be negative")
-        return dt.timedelta(seconds=float(text))
+        return _bounded(float(text), text)
     raw = str(text).strip()
     if re.fullmatch(r"\d+(?:\.\d+)?", raw):
-        return dt.timedelta(seconds=float(raw))
+        return _bounded(float(raw), text)
     pos, seconds = 0, 0.0
     for match in _DURATION_PART.finditer(raw):
         if raw[pos:match.start()].strip():
@@ -91,6 +94,13 @@ def parse_duration(text: Any) -> dt.timedelta:
         raise DbopsError(
             f"parse duration {text!r}: expected a number of seconds or parts like 30s, 15m, 24h, 7d, 2w"
         )
+    return _bounded(seconds, text)
+
+
+def _bounded(seconds: float, text: Any) -> dt.timedelta:
+    if not seconds <= MAX_DURATION_S:  # also catches nan and inf
+        shown = text if len(str(text)) <= 40 else str(text)[:40] + "..."
+        raise DbopsError(f"parse duration {shown!r}: too long (at most 100 years)")
     return dt.timedelta(seconds=seconds)
 
 
@@ -230,6 +240,22 @@ def describe_files(backup_dir: str, workers: int = 1) -> list[dict[str, Any]]:
     return [one(rel) for rel in names]
 
 
+def fsync_tree(path: str) -> None:
+    """fsync every file and directory below ``path`` (symlinks untouched): tools such as mongodump
+    do not, and a backup must be on disk before its manifest says it is complete."""
+    for current, _dirs, files in os.walk(path, topdown=False, followlinks=False):
+        for name in files:
+            full = os.path.join(current, name)
+            if os.path.islink(full):
+                continue
+            fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(current)
+
+
 def restrict_permissions(path: str) -> None:
     """Directories 0700 and files 0600 below ``path`` (symlinks untouched)."""
     os.chmod(path, 0o700)
@@ -242,15 +268,6 @@ def restrict_permissions(path: str) -> None:
             full = os.path.join(current, name)
             if not os.path.islink(full):
                 os.chmod(full, 0o600)
-
-
-def dir_size(path: str) -> int:
-    total = 0
-    for current, _dirs, files in os.walk(path, followlinks=False):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(current, name)).st_size
-    return total
 
 
 # --------------------------------------------------------------------------- catalog entries
@@ -487,6 +504,7 @@ class BackupWriter:
         """Checksum the payload, write the manifest last, rename the directory into place."""
         try:
             restrict_permissions(self.partial)
+            fsync_tree(self.partial)
             files = describe_files(self.partial, workers=hash_workers)
             finished = utcnow()
             full = {

@@ -270,6 +270,23 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
+def server_clock(collection: Any) -> Callable[[], datetime.datetime]:
+    """The server's current time (``hello.localTime``), read on every call.
+
+    Lock expiries are compared and TTL-deleted by mongod with its own clock, so they are computed
+    from it too: a runner whose clock is off must not write a lock that expires early or late.
+    """
+    admin = collection.database.client.admin
+
+    def now() -> datetime.datetime:
+        value = admin.command("hello").get("localTime")
+        if not hasattr(value, "tzinfo") or not hasattr(value, "hour"):  # a BSON date decodes to a datetime
+            raise DbopsError("read the MongoDB server's time: hello returned no localTime")
+        return value if value.tzinfo is not None else value.replace(tzinfo=datetime.timezone.utc)
+
+    return now
+
+
 def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -277,6 +294,7 @@ def default_owner() -> str:
 class MigrationLock:
     """A lock document ``{_id, owner, acquired_at, heartbeat_at, expires_at}``.
 
+    Times come from the server's clock (``server_clock``), the one its TTL index deletes by.
     Acquired by inserting the document, or by replacing it once ``expires_at`` has passed (a runner
     that was killed stops sending heartbeats, so its lock expires after ``ttl`` seconds). While held,
     a heartbeat thread pushes ``expires_at`` forward every ``ttl / 3`` seconds. A TTL index on
@@ -286,7 +304,7 @@ class MigrationLock:
     def __init__(self, collection: Any, key: str, owner: str, ttl: int, *,
                  duplicate_key_error: type[BaseException],
                  errors: tuple[type[BaseException], ...] = (),
-                 clock: Callable[[], datetime.datetime] = utcnow,
+                 clock: Callable[[], datetime.datetime] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.collection = collection
         self.key = key
@@ -294,7 +312,7 @@ class MigrationLock:
         self.ttl = max(int(ttl), 3)
         self.duplicate_key_error = duplicate_key_error
         self.errors = errors
-        self.clock = clock
+        self.clock = clock or server_clock(collection)  # the server's time, as its TTL index uses
         self.sleep = sleep
         self.taken_over_from: dict[str, Any] | None = None
         self.lost = False

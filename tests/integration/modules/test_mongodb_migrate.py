@@ -17,6 +17,7 @@ import pymongo
 import pymongo.errors
 import pytest
 
+from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_migrate as mm
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from tests.harness.runner import REPO_ROOT, AnsibleRunner
 
@@ -211,7 +212,7 @@ def test_concurrent_runners_apply_each_migration_once(any_mongo, tmp_path):
 
 def test_many_in_process_runners_race_for_the_lock(mongo_server, tmp_path):
     """The module's code path run by eight threads at once: every migration is applied once."""
-    from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_migrate as mm
+
 
     db = mongo_server.database_name()
     path = tmp_path / "migrations"
@@ -281,7 +282,7 @@ def test_killed_runners_lock_is_taken_over_after_expiry(ansible, mongo_server, t
     # Right after the kill the lock is still within its expiry: another runner waits, then gives up
     # naming the holder (the module's code path in-process, so the timing does not depend on how
     # fast ansible-playbook starts on a busy machine).
-    from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_migrate as mm
+
 
     settings = mm.settings_from_params({"database": db, "path": str(path), "lock_timeout": 1})
     with mongo_server.client() as client:
@@ -442,3 +443,34 @@ def test_baseline_adopts_an_existing_database_and_repair_reruns_a_failed_migrati
         ("baseline", "2", True),
         ("versioned", "3", True),
     ]
+
+
+def test_lock_expiry_follows_the_servers_clock_not_the_runners(mongo_server, monkeypatch):
+    """The TTL index deletes by the server's clock: a runner whose clock is 2 h ahead must not write
+    an expiry 2 h late (nor, 2 h behind, an already expired lock)."""
+    import pymongo
+
+    class Skewed(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime.now(tz) + datetime.timedelta(hours=2)
+
+    fake = type("FakeDatetimeModule", (), {"datetime": Skewed, "timedelta": datetime.timedelta,
+                                           "timezone": datetime.timezone, "date": datetime.date})
+    monkeypatch.setattr(mm, "datetime", fake)
+    def utc(value):
+        return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
+
+    db = mongo_server.database_name()
+    with mongo_server.client() as client:
+        lock = mm.MigrationLock(client[db]["dbops_migration_lock"], "hist", "runner", 60,
+                                duplicate_key_error=pymongo.errors.DuplicateKeyError)
+        assert lock.try_acquire()
+        server_now = utc(client.admin.command("hello")["localTime"])
+        doc = lock.holder()
+        assert abs((utc(doc["expires_at"]) - server_now).total_seconds() - 60) < 10, (doc, server_now)
+        assert lock.heartbeat()
+        doc = lock.holder()
+        server_now = utc(client.admin.command("hello")["localTime"])
+        assert abs((utc(doc["heartbeat_at"]) - server_now).total_seconds()) < 10
+        lock.release()

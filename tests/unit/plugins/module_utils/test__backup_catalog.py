@@ -23,7 +23,8 @@ def test_parse_duration(text, seconds):
     assert catalog.parse_duration(text).total_seconds() == seconds
 
 
-@pytest.mark.parametrize("text", ["", "soon", "5x", "1d garbage", "-5", "h1"])
+@pytest.mark.parametrize("text", ["", "soon", "5x", "1d garbage", "-5", "h1", "99999999999999999999d",
+                                  10**30, "1" * 400, float("inf"), float("nan"), True, None, [1]])
 def test_parse_duration_rejects(text):
     with pytest.raises(DbopsError, match="parse duration"):
         catalog.parse_duration(text)
@@ -211,3 +212,26 @@ def test_writers_in_threads_get_distinct_directories(tmp_path, monkeypatch):
     assert errors == []
     assert len(set(ids)) == 8
     assert len(catalog.scan(str(tmp_path)).backups) == 8
+
+
+def test_publish_fsyncs_every_payload_file_before_the_manifest(tmp_path, monkeypatch):
+    """mongodump writes without fsync: the writer must make the payload durable before the manifest
+    marks the backup complete."""
+    synced, real_fsync = set(), os.fsync
+
+    def recording_fsync(fd):
+        st = os.fstat(fd)
+        manifest_written = any((tmp_path / n / catalog.MANIFEST).exists() for n in os.listdir(tmp_path))
+        if not manifest_written:
+            synced.add(st.st_ino)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    with catalog.BackupWriter(str(tmp_path), "mongodb", "app") as writer:
+        dump = tmp_path / (writer.id + ".partial") / "dump" / "app"
+        dump.mkdir(parents=True)
+        for name in ("a.bson", "a.metadata.json"):
+            (dump / name).write_bytes(b"x" * 10)  # as an external tool writes: no fsync
+        inodes = {os.stat(dump / n).st_ino for n in os.listdir(dump)} | {os.stat(dump).st_ino}
+        writer.publish({"format": "mongodump"})
+    assert inodes <= synced
