@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import socket
 import stat
 import sys
@@ -62,7 +63,7 @@ def job_spec(engine: str) -> dict[str, Any]:
 
 
 def _as_int(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) < 19:
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", value):
         value = int(value)
     ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
     return value if ok else None
@@ -164,7 +165,7 @@ def check_job(job: Any, where: str) -> dict[str, Any]:
     engine = job.get("engine") if isinstance(job, dict) else None
     if not isinstance(job, dict):
         raise ConfigError(f"read config {where}: expected a mapping")
-    if engine not in ops.ENGINES:
+    if not isinstance(engine, str) or engine not in ops.ENGINES:
         raise ConfigError(f"read config {where}: engine must be postgresql or mongodb")
     if not job.get("database"):
         raise ConfigError(f"read config {where}: database is required")

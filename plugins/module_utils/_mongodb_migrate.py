@@ -55,8 +55,10 @@ if yaml is not None:
 
 try:
     from bson import json_util
+    from bson.errors import BSONError
 except ImportError:  # pragma: no cover - pymongo missing is reported by _mongodb.connect
     json_util = None
+    BSONError = ValueError  # never raised: without bson, Extended JSON is left as it is
 
 EXTENSIONS = ("yml", "yaml", "json")
 DOC_KEYS = {"transaction", "up", "down"}
@@ -109,7 +111,11 @@ def _commands(value: Any, where: str, section: str) -> list[dict[str, Any]]:
         if not isinstance(name, str) or name.startswith("$"):
             raise DbopsError(f"read migration {where}: {section} command {number} does not start with "
                              f"a command name (got {name!r})")
-    return [_extended_json(c) for c in value]
+    try:
+        return [_extended_json(c) for c in value]
+    except (BSONError, ValueError, TypeError, OverflowError, IndexError, KeyError) as exc:  # json_util
+        raise DbopsError(f"read migration {where}: {section} holds malformed Extended JSON "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from exc
 
 
 def parse_document(text: str, script: str) -> MigrationDoc:

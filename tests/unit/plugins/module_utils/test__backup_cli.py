@@ -11,6 +11,7 @@ import re
 import pytest
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_cli as cli
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops as ops
 from ansible_collections.dbops.datastores.plugins.module_utils import _postgres
 from tests.harness import backups as bk
 
@@ -153,3 +154,15 @@ def test_the_cli_reads_the_modules_option_specs():
     for engine, adapter in ops.ENGINES.items():
         assert set(cli.job_spec(engine)) == {"engine", *adapter.option_spec()}
     assert set(cli.job_spec("postgresql")["format"]["choices"]) == {"custom", "directory", "plain"}
+
+
+@pytest.mark.parametrize(("job", "message"), [
+    # found by tests/unit/fuzz
+    ({"engine": [], "database": "a"}, "engine must be postgresql or mongodb"),  # was TypeError: unhashable
+    ({"engine": "postgresql", "database": "a", "jobs": "¹"}, "jobs must be an integer"),  # was ValueError
+])
+def test_fuzz_found_job_errors(job, message):
+    with pytest.raises(cli.ConfigError, match=message):
+        cli.check_job(job, "cfg backups[0]")
+    with pytest.raises(cli.ConfigError, match="keep_daily must be an integer"):
+        cli.apply_spec(ops.retention_option_spec(), {"keep_daily": "¹"}, "cfg retention")

@@ -309,3 +309,17 @@ def test_transactions_need_a_replica_set_or_mongos(hello, expected):
 
     client = type("Client", (), {"admin": Admin()})()
     assert mm.supports_transactions(client) is expected
+
+
+@pytest.mark.parametrize("text", [
+    # found by tests/unit/fuzz: bson's Extended JSON parser raised its own errors through the loader
+    '{"up":[{08:{"$date":253402300800000}}],"down":[{0:{}}]}',
+    '{"up":[{08:{"$date":000008}}],"down":[{0:{}}]}',
+    '{"up":[{08:{"$date":Null}}],"down":[{0:{}}]}',
+    '{"up":[{08:{"$date":""}}],"down":[{0:{}}]}',
+    '{"up":[{08,"$oid"}],"down":[0:{}]}',
+    '{"up":[{08,"$date"}],"down":[{}]}',
+])
+def test_malformed_extended_json_is_a_clear_error(text):
+    with pytest.raises(DbopsError, match=r"read migration V1__fuzz\.yml"):
+        mm.parse_document(text, "V1__fuzz.yml")
