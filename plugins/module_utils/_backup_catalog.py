@@ -215,7 +215,7 @@ def manifest_path(backup_dir: str, manifest: dict[str, Any], rel: Any, what: str
         covered = rel in listed
     elif stat.S_ISDIR(st.st_mode):
         inside = [p for p in payload_files(base) if p.startswith(rel + "/")]
-        covered = bool(inside) and all(p in listed for p in inside)
+        covered = all(p in listed for p in inside)  # an empty dump directory holds nothing to trust
     else:
         covered = False
     if not covered:
