@@ -475,7 +475,7 @@ def _emit(line: str) -> None:
 def write_log(line: str, log_file: str | None) -> None:
     _emit(line)
     if log_file:
-        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
 

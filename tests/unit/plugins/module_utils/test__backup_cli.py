@@ -166,3 +166,15 @@ def test_fuzz_found_job_errors(job, message):
         cli.check_job(job, "cfg backups[0]")
     with pytest.raises(cli.ConfigError, match="keep_daily must be an integer"):
         cli.apply_spec(ops.retention_option_spec(), {"keep_daily": "¹"}, "cfg retention")
+
+
+def test_the_log_file_is_never_written_through_a_symlink(tmp_path, capsys):
+    root = tmp_path / "root"
+    root.mkdir()
+    victim = tmp_path / "victim"
+    os.symlink(victim, tmp_path / "log.jsonl")
+    path = _config(tmp_path, {"root": str(root), "log_file": str(tmp_path / "log.jsonl")})
+    code = cli.main(["info", "--config", path])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 1 and "write log" in json.loads(lines[-1])["error"]
+    assert not victim.exists()
