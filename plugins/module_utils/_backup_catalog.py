@@ -126,11 +126,18 @@ def fsync_dir(path: str) -> None:
 
 
 def write_json_atomic(path: str, data: Any, mode: int = 0o600) -> None:
-    """Write JSON to a temp file in the same directory, fsync it, rename it over ``path``."""
+    """Write JSON to a temp file in the same directory, fsync it, rename it over ``path``.
+
+    Written by root (a verification with become), the file goes to the directory's owner, so the
+    backup user's own runs can still read and replace it.
+    """
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
     try:
         os.fchmod(fd, mode)
+        if os.geteuid() == 0:
+            owner = os.stat(directory)
+            os.fchown(fd, owner.st_uid, owner.st_gid)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, sort_keys=True)
             handle.write("\n")

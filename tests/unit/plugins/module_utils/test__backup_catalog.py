@@ -235,3 +235,14 @@ def test_publish_fsyncs_every_payload_file_before_the_manifest(tmp_path, monkeyp
         inodes = {os.stat(dump / n).st_ino for n in os.listdir(dump)} | {os.stat(dump).st_ino}
         writer.publish({"format": "mongodump"})
     assert inodes <= synced
+
+
+def test_a_verification_recorded_by_root_stays_readable_by_the_backup_owner(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to record for another user")
+    backup_id = bk.fake_backup(tmp_path, "postgresql", "app", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    os.chown(tmp_path / backup_id, 65534, 65534)
+    backup = catalog.scan(str(tmp_path)).get(backup_id)
+    catalog.record_verification(backup, {"time": "2026-01-01T00:00:00Z", "ok": True, "kind": "files"})
+    st = os.lstat(tmp_path / backup_id / catalog.VERIFICATIONS)
+    assert (st.st_uid, st.st_gid) == (65534, 65534)
