@@ -212,8 +212,6 @@ def test_concurrent_runners_apply_each_migration_once(any_mongo, tmp_path):
 
 def test_many_in_process_runners_race_for_the_lock(mongo_server, tmp_path):
     """The module's code path run by eight threads at once: every migration is applied once."""
-
-
     db = mongo_server.database_name()
     path = tmp_path / "migrations"
     _log_migrations(path, 8)
@@ -282,8 +280,6 @@ def test_killed_runners_lock_is_taken_over_after_expiry(ansible, mongo_server, t
     # Right after the kill the lock is still within its expiry: another runner waits, then gives up
     # naming the holder (the module's code path in-process, so the timing does not depend on how
     # fast ansible-playbook starts on a busy machine).
-
-
     settings = mm.settings_from_params({"database": db, "path": str(path), "lock_timeout": 1})
     with mongo_server.client() as client:
         with pytest.raises(DbopsError) as blocked:
@@ -458,6 +454,7 @@ def test_lock_expiry_follows_the_servers_clock_not_the_runners(mongo_server, mon
     fake = type("FakeDatetimeModule", (), {"datetime": Skewed, "timedelta": datetime.timedelta,
                                            "timezone": datetime.timezone, "date": datetime.date})
     monkeypatch.setattr(mm, "datetime", fake)
+
     def utc(value):
         return value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value
 

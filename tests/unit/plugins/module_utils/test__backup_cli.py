@@ -135,8 +135,8 @@ def test_a_bad_job_is_reported_and_the_other_jobs_still_run(tmp_path, capsys, jo
     """Validated up front with the modules' own option spec; only the bad job fails."""
     root = tmp_path / "root"
     root.mkdir()
-    path = _config(tmp_path, {"root": str(root), "backups": [job, {"engine": "postgresql", "database": "b",
-                                                                  "min_interval": "1h"}]})
+    good = {"engine": "postgresql", "database": "b", "min_interval": "1h"}
+    path = _config(tmp_path, {"root": str(root), "backups": [job, good]})
     config = cli.load_config(path)
     assert [j.get("error") is None for j in config["backups"]] == [False, True]
     assert re.search(message, config["backups"][0]["error"])

@@ -96,8 +96,8 @@ def test_valid_payloads_resolve(outside):
     root, _target = outside
     backup = _forge(root, "dump/app", fmt="mongodump",
                     extra_files={"dump/app/c.bson": b"", "dump/app/c.metadata.json": b"{}"})
-    assert catalog.manifest_path(backup.path, backup.manifest, "dump/app") == os.path.join(backup.path,
-                                                                                            "dump", "app")
+    expected = os.path.join(backup.path, "dump", "app")
+    assert catalog.manifest_path(backup.path, backup.manifest, "dump/app") == expected
     assert catalog.manifest_path(backup.path, backup.manifest, "database.dump").endswith("/database.dump")
     for bad in (None, "", 5, "dump//app", "dump/app/", "a\0b", "/etc/passwd"):
         with pytest.raises(DbopsError, match="payload of backup"):
