@@ -380,3 +380,27 @@ def test_globals_dump_of_a_database_whose_name_looks_like_a_conninfo(ansible, pg
     assert backup.get("failed") is not True, backup
     globals_sql = (root / backup["backup"]["id"] / "globals.sql").read_text()
     assert "CREATE ROLE postgres" in globals_sql
+
+
+def test_restore_refuses_a_forged_manifest_payload_outside_the_backup(ansible, pg_server, pg_db, root,
+                                                                      tmp_path):
+    """Whoever can write the backup root must not make a root restore run any file on the host."""
+    pg_server.query("CREATE TABLE t (id int)", dbname=pg_db)
+    backup = ansible.module("pg_backup", pg_server.params(root=str(root), database=pg_db, format="plain"))
+    assert backup.get("failed") is not True, backup
+    role = f"evil_{uuid.uuid4().hex[:8]}"
+    outside = tmp_path / "outside.sql"
+    outside.write_text(f"CREATE ROLE {role} SUPERUSER;\n")
+    manifest_path = root / backup["backup"]["id"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["payload"] = os.path.relpath(outside, root / backup["backup"]["id"])
+    manifest_path.write_text(json.dumps(manifest))
+    target = f"r_{uuid.uuid4().hex[:10]}"
+    pg_server._created.append(target)
+    restore = ansible.module("pg_restore", pg_server.params(root=str(root), backup=backup["backup"]["id"],
+                                                            database=target, create=True))
+    created = pg_server.query("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+    pg_server.query(f'DROP ROLE IF EXISTS "{role}"')
+    assert created == [], "the forged payload was run as SQL"
+    assert restore["failed"] is True
+    assert "is not a plain relative path inside the backup directory" in restore["msg"]
