@@ -59,18 +59,9 @@ class Engine:
     preflight: Callable[[dict[str, Any], str], None]  # read-only: the login works, the database exists
     backup: Callable[[dict[str, Any], str, dict[str, Any]], dict[str, Any]]  # returns the manifest
     restore_test: Callable[[dict[str, Any], catalog.Backup, str, int], dict[str, Any]]
+    restore: Callable[..., dict[str, Any]]  # (params, backup, target, options, *, result, check)
 
 
-ENGINES: dict[str, Engine] = {
-    "postgresql": Engine(
-        option_spec=_pg_backup.backup_option_spec, validate=_pg_backup.validate_options, plan=_pg_plan,
-        preflight=lambda params, database: _pg_backup.connect(params, database).close(),
-        backup=_pg_backup.backup, restore_test=_pg_restore_test),
-    "mongodb": Engine(
-        option_spec=_mongodb_dump.backup_option_spec, validate=_mongo_validate, plan=_mongo_plan,
-        preflight=_mongodb_dump.require_database, backup=_mongodb_dump.backup,
-        restore_test=_mongo_restore_test),
-}
 
 
 def retention_option_spec() -> dict[str, Any]:
@@ -337,9 +328,7 @@ def _restore(engine: str, params: dict[str, Any], root: str, options: dict[str, 
     catalog.require_intact(chosen)
     target = options.get("database") or chosen.database
     result: dict[str, Any] = {"backup": summary(chosen), "database": target, "restored": False}
-    if engine == "postgresql":
-        return _restore_pg(params, chosen, target, options, result=result, check=check)
-    return _restore_mongo(params, chosen, target, options, result=result, check=check)
+    return ENGINES[engine].restore(params, chosen, target, options, result=result, check=check)
 
 
 def _restore_pg(params: dict[str, Any], chosen: catalog.Backup, target: str, options: dict[str, Any], *,
@@ -418,3 +407,17 @@ def _finish_restore(chosen: catalog.Backup, target: str, counts: dict[str, int],
         raise DbopsError(f"restore backup {chosen.id} into {target}: counts differ from the manifest: "
                          + "; ".join(mismatches[:5]), **result)
     return result
+
+
+# --------------------------------------------------------------------------- the engines
+
+ENGINES: dict[str, Engine] = {
+    "postgresql": Engine(
+        option_spec=_pg_backup.backup_option_spec, validate=_pg_backup.validate_options, plan=_pg_plan,
+        preflight=lambda params, database: _pg_backup.connect(params, database).close(),
+        backup=_pg_backup.backup, restore_test=_pg_restore_test, restore=_restore_pg),
+    "mongodb": Engine(
+        option_spec=_mongodb_dump.backup_option_spec, validate=_mongo_validate, plan=_mongo_plan,
+        preflight=_mongodb_dump.require_database, backup=_mongodb_dump.backup,
+        restore_test=_mongo_restore_test, restore=_restore_mongo),
+}
