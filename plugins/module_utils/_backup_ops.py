@@ -62,8 +62,6 @@ class Engine:
     restore: Callable[..., dict[str, Any]]  # (params, backup, target, options, *, result, check)
 
 
-
-
 def retention_option_spec() -> dict[str, Any]:
     """The retention policy options of backup_retention, also read from dbops-backup's config."""
     spec: dict[str, Any] = {f"keep_{rule}": {"type": "int", "default": 0} for rule in retention.RULES}
