@@ -31,14 +31,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_metrics, _mongodb, _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops as ops
-from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb, _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DatabaseMissingError, DbopsError
 
 LOCK_FILE = catalog.LOCK_FILE
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-_TOP_KEYS = {"root", "log_file", "postgres", "mongodb", "backups", "retention", "verify"}
+_TOP_KEYS = {"root", "log_file", "postgres", "mongodb", "backups", "retention", "verify", "metrics", "notify"}
 _BACKUP_KEYS = {
     "postgresql": {"engine", "database", "format", "jobs", "compression", "globals", "bin_dir",
                    "min_interval"},
@@ -159,6 +159,10 @@ def load_config(path: str) -> dict[str, Any]:
             raise ConfigError(f"read config {path} retention: {exc.msg}") from exc
     if config.get("verify") is not None:
         _check_keys(config["verify"], _VERIFY_KEYS, f"{path} verify")
+    try:
+        _backup_metrics.check_config(config, path)
+    except DbopsError as exc:
+        raise ConfigError(exc.msg) from exc
     return config
 
 
@@ -209,8 +213,9 @@ def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: 
                          created=result["changed"])
             if result["changed"] and verify_cfg.get("after_backup"):
                 log.setdefault("verifications", []).append(
-                    _verify_one(config, conns, result["backup"]["id"],
-                                restore_test=verify_cfg.get("restore_test", False)))
+                    {"engine": job["engine"], "database": job["database"],
+                     **_verify_one(config, conns, result["backup"]["id"],
+                                   restore_test=verify_cfg.get("restore_test", False))})
                 ok &= log["verifications"][-1]["ok"]
         except DatabaseMissingError as exc:
             if skip_missing:
@@ -251,7 +256,9 @@ def step_verify(config: dict[str, Any], conns: dict[str, dict[str, Any]], restor
         if key in seen:
             continue
         seen.add(key)
-        record = _verify_one(config, conns, None, restore_test=restore_test, engine=key[0], database=key[1])
+        record = {"engine": key[0], "database": key[1],
+                  **_verify_one(config, conns, None, restore_test=restore_test,
+                                engine=key[0], database=key[1])}
         log.setdefault("verifications", []).append(record)
         ok &= record["ok"]
     return ok
@@ -377,8 +384,12 @@ def main(argv: list[str] | None = None) -> int:
     except DbopsError as exc:
         log["error"] = exc.msg
         code = EXIT_FAILED
+    except Exception as exc:  # a crash still leaves its JSON line and its failure metrics
+        log["error"] = f"run dbops-backup {args.command}: unexpected {type(exc).__name__}: {exc}"
+        code = EXIT_FAILED
     log["ok"] = code == EXIT_OK
     log["duration_s"] = round(time.monotonic() - started, 3)
+    _backup_metrics.after_run(config, log, code)  # metrics and notification never change `code`
     try:
         write_log(json.dumps(log, sort_keys=True, default=str), config.get("log_file"))
     except OSError as exc:
