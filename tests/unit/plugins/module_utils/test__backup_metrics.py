@@ -53,9 +53,11 @@ def test_read_samples_round_trip_and_ignores_garbage(tmp_path):
 
 def test_write_textfile_is_atomic_and_checks_the_name(tmp_path):
     path = _metrics.write_textfile(str(tmp_path), "a.prom", "x 1\n", 0o640)
-    assert open(path).read() == "x 1\n" and stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    with open(path, encoding="utf-8") as handle:
+        assert handle.read() == "x 1\n"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
     assert os.listdir(tmp_path) == ["a.prom"]  # no temporary file left behind
-    with pytest.raises(DbopsError, match="must end in .prom"):
+    with pytest.raises(DbopsError, match=r"must end in \.prom"):
         _metrics.write_textfile(str(tmp_path), "../a.prom", "", 0o644)
 
 
@@ -68,7 +70,8 @@ def _log(ok_pg=True, command="run"):
             {"engine": "mongodb", "database": "shop", "ok": True, "size": 99, "duration_s": 1.0},
             {"engine": "mongodb", "database": "later", "ok": True, "skipped": "no such database"},
         ],
-        "verifications": [{"engine": "mongodb", "database": "shop", "ok": True, "kind": "restore", "rto_s": 4.2}],
+        "verifications": [{"engine": "mongodb", "database": "shop", "ok": True, "kind": "restore",
+                           "rto_s": 4.2}],
         "retention": {"ok": True, "kept": 5, "removed": ["a", "b"], "removed_partials": []},
     }
 
@@ -77,7 +80,8 @@ def test_success_then_failure_keeps_the_last_success_timestamp(tmp_path):
     bm.write_metrics(str(tmp_path), _log(), 0, now=1000.0)
     jobs = samples(tmp_path / "dbops_backup_jobs.prom")
     assert jobs[key("dbops_backup_success", engine="postgresql", database="app")] == 1
-    assert jobs[key("dbops_backup_last_success_timestamp_seconds", engine="postgresql", database="app")] == 1000
+    pg = {"engine": "postgresql", "database": "app"}
+    assert jobs[key("dbops_backup_last_success_timestamp_seconds", **pg)] == 1000
     assert jobs[key("dbops_backup_size_bytes", engine="postgresql", database="app")] == 1234
     assert key("dbops_backup_success", engine="mongodb", database="later") not in jobs  # skipped: no metric
     assert not any(k[0] == "dbops_backup_last_failure_timestamp_seconds" for k in jobs)
@@ -102,7 +106,8 @@ def test_success_then_failure_keeps_the_last_success_timestamp(tmp_path):
 def test_a_command_does_not_wipe_other_commands_or_jobs(tmp_path):
     bm.write_metrics(str(tmp_path), _log(), 0, now=1000.0)
     only_mongo = {"command": "backup", "duration_s": 1,
-                  "backups": [{"engine": "mongodb", "database": "shop", "ok": True, "size": 5, "duration_s": 1}]}
+                  "backups": [{"engine": "mongodb", "database": "shop", "ok": True, "size": 5,
+                               "duration_s": 1}]}
     bm.write_metrics(str(tmp_path), only_mongo, 0, now=3000.0)
     jobs = samples(tmp_path / "dbops_backup_jobs.prom")
     assert jobs[key("dbops_backup_last_run_timestamp_seconds", engine="postgresql", database="app")] == 1000
