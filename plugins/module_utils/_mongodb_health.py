@@ -8,8 +8,8 @@ Sources: ``serverStatus`` (connections, opcounters, memory, WiredTiger cache, lo
 ``$indexStats`` (unused indexes) and ``currentOp`` (long operations).
 
 What the server does not report stays absent (a missing key, or ``None`` for a whole section),
-never 0: ``absent`` lists the serverStatus sections the server did not send. Scoring lives in
-``_health``.
+never 0: ``absent`` lists the serverStatus sections the server did not send. The checks live in
+``_mongodb_health_checks``, the scoring model in ``_health``.
 """
 
 from __future__ import annotations

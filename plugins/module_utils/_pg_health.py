@@ -6,7 +6,8 @@
 replication) over one connection and table/index facts over one connection per inspected database
 (``pg_stat_user_tables`` and friends are per database). ``pg_stat_statements`` is used when the
 extension is installed in one of the inspected databases and loaded; otherwise ``statements``
-says why not. Scoring lives in ``_health``.
+says why not. The checks live in ``_pg_health_checks``, the scoring model in
+``_health``.
 """
 
 from __future__ import annotations

@@ -359,7 +359,12 @@ skipped_databases:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _health, _pg_health, _postgres
+from ansible_collections.dbops.datastores.plugins.module_utils import (
+    _health,
+    _pg_health,
+    _pg_health_checks,
+    _postgres,
+)
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
 
@@ -371,18 +376,18 @@ def main() -> None:
         max_tables={"type": "int", "default": 20},
         statements_top={"type": "int", "default": 10},
         migration_table={"type": "str", "default": "dbops_schema_history"},
-        thresholds=_health.threshold_argument_spec(_health.PG_THRESHOLDS),
+        thresholds=_health.threshold_argument_spec(_pg_health_checks.PG_THRESHOLDS),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     try:
-        thresholds = _health.merge_thresholds(_health.PG_THRESHOLDS, params["thresholds"])
+        thresholds = _health.merge_thresholds(_pg_health_checks.PG_THRESHOLDS, params["thresholds"])
         _postgres.require_driver()
         facts = _pg_health.gather(
             lambda db: _postgres.connect(params, database=db, autocommit=True),
             params["databases"], thresholds, params["migration_table"] or None, params["statements_top"],
         )
-        report = _health.evaluate_pg(facts, thresholds)
+        report = _pg_health_checks.evaluate_pg(facts, thresholds)
     except DbopsError as exc:
         fail_from_error(module, exc)
     except _postgres.psycopg2.Error as exc:
