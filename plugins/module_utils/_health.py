@@ -136,6 +136,36 @@ def human_bytes(value: float | None) -> str:
     return f"{size:.1f} TiB"  # pragma: no cover - loop always returns
 
 
+def observed_seconds(since: Any, now: Any) -> float | None:
+    """Seconds between two ISO 8601 times (statistics start, collection time); None if unknown."""
+    import datetime  # noqa: PLC0415 - only this helper needs it
+
+    def parse(value: Any) -> datetime.datetime | None:
+        if not value:
+            return None
+        try:
+            parsed = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+
+    start, end = parse(since), parse(now)
+    if start is None or end is None:
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+def not_enough_data(observed: float | None, window: float) -> CheckResult | None:
+    """A skipped result while the statistics cover less than ``window`` seconds (else None)."""
+    if observed is None or observed >= window:
+        return None
+    return CheckResult(
+        SKIPPED,
+        reason=f"not enough data: the statistics cover {human_seconds(observed)}, "
+        f"the observation window is {human_seconds(window)}",
+    )
+
+
 def human_seconds(value: float | None) -> str:
     if value is None:
         return "n/a"

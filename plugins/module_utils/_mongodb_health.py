@@ -66,6 +66,12 @@ def server_facts(status: dict[str, Any]) -> dict[str, Any]:
     if isinstance(conn, dict):
         current, available = conn.get("current"), conn.get("available")
         info: dict[str, Any] = _plain(conn)
+        if available == 0 and not str(status.get("process") or "").startswith(("mongod", "mongos")):
+            # A server other than mongod/mongos that answers this check but claims no free
+            # connection does not report the figure (a test server sends 0 for "unbounded").
+            info.pop("available", None)
+            available = None
+            info["available_reported"] = False
         if current is not None and available is not None:
             info["max"] = current + available
             info["usage_percent"] = _percent(current, current + available)

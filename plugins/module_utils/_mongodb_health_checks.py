@@ -26,6 +26,8 @@ from ansible_collections.dbops.datastores.plugins.module_utils._health import (
     human_bytes,
     human_seconds,
     merge_thresholds,
+    not_enough_data,
+    observed_seconds,
     result_of,
     rounded,
 )
@@ -41,6 +43,7 @@ MONGODB_THRESHOLDS: dict[str, float] = {
     "queued_operations_warning": 10,
     "queued_operations_critical": 50,
     "unused_index_min_bytes": MIB,
+    "unused_index_min_observation_seconds": 7 * 86400,
     "replication_lag_warning_seconds": 30,
     "replication_lag_critical_seconds": 300,
 }
@@ -123,7 +126,12 @@ def _mongo_unused_indexes(facts: dict[str, Any], t: dict[str, float]) -> CheckRe
     if facts.get("unused_indexes") is None:
         return CheckResult(SKIPPED, reason="$indexStats is not available")
     findings = []
+    young = []
     for index in facts.get("unused_indexes") or []:
+        observed = observed_seconds(index.get("since"), facts.get("collected_at"))
+        if observed is not None and observed < t["unused_index_min_observation_seconds"]:
+            young.append(observed)
+            continue
         size = index.get("size_bytes")
         if size is not None and size < t["unused_index_min_bytes"]:
             continue
@@ -142,6 +150,8 @@ def _mongo_unused_indexes(facts: dict[str, Any], t: dict[str, float]) -> CheckRe
                 threshold=t["unused_index_min_bytes"],
             )
         )
+    if young and not findings:
+        return not_enough_data(max(young), t["unused_index_min_observation_seconds"]) or result_of(findings)
     return result_of(findings)
 
 

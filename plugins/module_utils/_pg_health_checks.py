@@ -27,6 +27,8 @@ from ansible_collections.dbops.datastores.plugins.module_utils._health import (
     human_bytes,
     human_seconds,
     merge_thresholds,
+    not_enough_data,
+    observed_seconds,
     result_of,
     rounded,
 )
@@ -50,6 +52,7 @@ PG_THRESHOLDS: dict[str, float] = {
     "stale_statistics_min_changes": 1000,
     "stale_statistics_percent": 20,
     "unused_index_min_bytes": MIB,
+    "unused_index_min_observation_seconds": 7 * 86400,
     "index_usage_min_percent": 50,
     "index_usage_min_rows": 10000,
     "index_usage_min_scans": 100,
@@ -226,7 +229,14 @@ def _pg_stale_statistics(facts: dict[str, Any], t: dict[str, float]) -> CheckRes
 
 def _pg_unused_indexes(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
     findings = []
+    server = facts.get("server") or {}
+    young = []
     for index in facts.get("unused_indexes") or []:
+        since = index.get("stats_reset") or server.get("started_at")
+        observed = observed_seconds(since, server.get("collected_at"))
+        if observed is not None and observed < t["unused_index_min_observation_seconds"]:
+            young.append(observed)
+            continue
         size = index.get("size_bytes") or 0
         if size < t["unused_index_min_bytes"]:
             continue
@@ -243,6 +253,8 @@ def _pg_unused_indexes(facts: dict[str, Any], t: dict[str, float]) -> CheckResul
                 threshold=t["unused_index_min_bytes"],
             )
         )
+    if young and not findings:
+        return not_enough_data(max(young), t["unused_index_min_observation_seconds"]) or result_of(findings)
     return result_of(findings)
 
 

@@ -74,6 +74,12 @@ options:
         description: Unused indexes smaller than this are not reported.
         type: int
         default: 1048576
+      unused_index_min_observation_seconds:
+        description: >-
+          Unused-index findings need statistics that cover at least this long (since the statistics
+          were reset or the server started); before that the check is skipped as "not enough data".
+        type: float
+        default: 604800.0
       replication_lag_warning_seconds:
         description: How far a secondary is behind the primary (optime) before it warns.
         type: float

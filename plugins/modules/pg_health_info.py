@@ -125,6 +125,12 @@ options:
         description: Unused indexes smaller than this are not reported.
         type: int
         default: 1048576
+      unused_index_min_observation_seconds:
+        description: >-
+          Unused-index findings need statistics that cover at least this long (since the statistics
+          were reset or the server started); before that the check is skipped as "not enough data".
+        type: float
+        default: 604800.0
       index_usage_min_percent:
         description: >-
           Tables whose share of index scans is below this percentage warn (sequential scans on

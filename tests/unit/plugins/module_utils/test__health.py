@@ -289,3 +289,23 @@ def test_docs_list_every_check_with_its_weight():
 @pytest.mark.parametrize(("value", "text"), [(512, "512 B"), (1536, "1.5 KiB"), (3 * _health.GIB, "3.0 GiB")])
 def test_human_bytes(value, text):
     assert _health.human_bytes(value) == text
+
+
+def test_unused_indexes_wait_for_the_observation_window():
+    index = {"database": "app", "schema": "public", "name": "ix", "size_bytes": 2 * _health.MIB,
+             "stats_reset": None}
+    server = {"started_at": "2026-11-30T10:00:00+00:00", "collected_at": "2026-11-30T10:20:00+00:00"}
+    young = pg_checks.evaluate_pg(pg_facts(server=server, unused_indexes=[index]))
+    check = next(c for c in young["checks"] if c["id"] == "unused_indexes")
+    assert check["status"] == "skipped" and check["reason"].startswith("not enough data")
+    assert not any(f["check"] == "unused_indexes" for f in young["findings"])
+    old = dict(server, collected_at="2026-12-08T10:00:00+00:00")
+    report = pg_checks.evaluate_pg(pg_facts(server=old, unused_indexes=[index]))
+    assert [f["object"] for f in report["findings"] if f["check"] == "unused_indexes"] == ["app.public.ix"]
+
+    mongo_index = {"database": "shop", "collection": "c", "name": "a_1", "since": "2026-11-30T10:00:00+00:00"}
+    facts = {"collected_at": "2026-11-30T10:05:00+00:00", "unused_indexes": [mongo_index]}
+    check = next(c for c in mongo_checks.evaluate_mongodb(facts)["checks"] if c["id"] == "unused_indexes")
+    assert check["status"] == "skipped" and "not enough data" in check["reason"]
+    facts["collected_at"] = "2026-12-30T10:05:00+00:00"
+    assert mongo_checks.evaluate_mongodb(facts)["findings"][0]["check"] == "unused_indexes"
