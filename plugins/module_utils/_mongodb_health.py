@@ -18,6 +18,7 @@ import datetime
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils._mongodb import error_text
+from ansible_collections.dbops.datastores.plugins.module_utils._query_text import mongo_command_shape
 
 SYSTEM_DATABASES = ("admin", "local", "config")
 SERVER_STATUS_SECTIONS = (
@@ -167,7 +168,7 @@ def long_operations(inprog: list[dict[str, Any]], min_seconds: float) -> list[di
                 "secs_running": round(running, 3),
                 "client": op.get("client"),
                 "desc": op.get("desc"),
-                "command": str(command)[:500],
+                "command": mongo_command_shape(command),
                 "waiting_for_lock": op.get("waitingForLock"),
             }
         )

@@ -428,7 +428,7 @@ def _migration(conn: Any, table: str) -> dict[str, Any] | None:
     if not exists:
         return None
     schema, _dot, name = table.rpartition(".")
-    quoted = f'"{schema}"."{name}"' if schema else f'"{name}"'
+    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in ([schema, name] if schema else [name]))
     try:
         rows = _rows(conn, f"SELECT * FROM {quoted}")
     except Exception as exc:  # psycopg2.Error: permission denied and the like

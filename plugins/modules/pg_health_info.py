@@ -370,6 +370,7 @@ from ansible_collections.dbops.datastores.plugins.module_utils import (
     _pg_health,
     _pg_health_checks,
     _postgres,
+    _query_text,
 )
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
@@ -393,6 +394,7 @@ def main() -> None:
             lambda db: _postgres.connect(params, database=db, autocommit=True),
             params["databases"], thresholds, params["migration_table"] or None, params["statements_top"],
         )
+        _query_text.shape_pg_facts(facts)  # query text leaves the module as its shape, no literals
         report = _pg_health_checks.evaluate_pg(facts, thresholds)
     except DbopsError as exc:
         fail_from_error(module, exc)
