@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The collection's HTML documentation site, as collections on the Ansible docs site build it:
+# antsibull-docs writes RST for the modules, the filter and the roles' argument specs, the guides
+# of docs/ are added as pages (docs/docsite/extra-docs.yml), and Sphinx with the Ansible theme
+# builds .build/docs/build/html. Offline: no intersphinx inventories are fetched.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+out=.build/docs
+rm -rf "$out" && mkdir -p -m 0755 "$out"
+# The release artefact (what ships), as its own collections root.
+mkdir -p "$out/collections/ansible_collections/dbops/datastores" "$out/dist"
+ansible-galaxy collection build --output-path "$out/dist" --force . > /dev/null
+tar -xzf "$out"/dist/dbops-datastores-*.tar.gz -C "$out/collections/ansible_collections/dbops/datastores"
+export ANSIBLE_COLLECTIONS_PATH="$repo/$out/collections"
+antsibull-docs sphinx-init --use-current --fail-on-error --lenient --squash-hierarchy \
+  --intersphinx "ansible_devel:https://docs.ansible.com/ansible/devel/" \
+  --dest-dir "$out" dbops.datastores > /dev/null
+# Offline: intersphinx would download the Ansible docs' inventory.
+sed -i 's/^intersphinx_mapping = .*/intersphinx_mapping = {}/' "$out/conf.py"
+python - "$out/conf.py" <<'PY'
+import re
+import sys
+
+path = sys.argv[1]
+text = open(path, encoding="utf-8").read()
+text = re.sub(r"intersphinx_mapping\s*=\s*\{.*?\n\}", "intersphinx_mapping = {}", text, flags=re.S)
+open(path, "w", encoding="utf-8").write(text)
+PY
+(cd "$out" && ./build.sh)
+echo "documentation site: $out/build/html/index.html"
