@@ -7,7 +7,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 out=.build/docs
-rm -rf "$out" && mkdir -p -m 0755 "$out"
+rm -rf "$out" && mkdir -p "$out" && chmod 0755 "$out"
 # The release artefact (what ships), as its own collections root.
 mkdir -p "$out/collections/ansible_collections/dbops/datastores" "$out/dist"
 ansible-galaxy collection build --output-path "$out/dist" --force . > /dev/null
@@ -28,7 +28,7 @@ open(path, "w", encoding="utf-8").write(text)
 PY
 # build.sh of sphinx-init, with the guides of docs/ (Markdown, through myst-parser) added between
 # the RST generation and the Sphinx build.
-mkdir -p -m 0755 "$out/rst"
+mkdir -p "$out/rst" && chmod 0755 "$out/rst"
 antsibull-docs --config-file "$out/antsibull-docs.cfg" collection --cleanup everything --fail-on-error \
   --use-current --squash-hierarchy --dest-dir "$out/rst" dbops.datastores > /dev/null
 mkdir -p "$out/rst/guides"

@@ -13,7 +13,7 @@ tar -xzf "$out"/dist/dbops-datastores-*.tar.gz -C "$out/collections/ansible_coll
 export ANSIBLE_COLLECTIONS_PATH="$repo/$out/collections"
 antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs self \
   "$out/collections/ansible_collections/dbops/datastores"
-mkdir -p -m 0755 "$out/rst"
+mkdir -p "$out/rst" && chmod 0755 "$out/rst"
 antsibull-docs collection --use-current --fail-on-error --dest-dir "$out/rst" dbops.datastores > "$out/collection.log" || {
   cat "$out/collection.log"; exit 1; }
 echo "antsibull-docs: $(find "$out/rst" -name '*.rst' | wc -l) RST pages, no errors"
