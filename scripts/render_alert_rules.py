@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Render roles/db_monitoring/templates/dbops-alerts.yml.j2 with the role's defaults, overridden by
 the variables of the given YAML files (an inventory's group_vars), for promtool.
 

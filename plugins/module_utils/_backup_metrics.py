@@ -21,11 +21,12 @@ with the run's JSON log line as a dict. It
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import ssl
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _metrics
@@ -278,18 +279,29 @@ def message(log: dict[str, Any], code: int, fmt: str = "json") -> dict[str, Any]
 
 
 def post_webhook(url: str, body: dict[str, Any], timeout: float) -> None:
-    request = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "User-Agent": "dbops-backup"})
+    """POST ``body`` as JSON (http.client: the command runs without ansible-core on the host)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DbopsError("post notification webhook: the URL must be http(s)://host/...")
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    kwargs: dict[str, Any] = {"timeout": timeout}
+    if parts.scheme == "https":
+        kwargs["context"] = ssl.create_default_context()
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        connection = connection_class(parts.hostname, parts.port, **kwargs)
+        try:
+            connection.request("POST", path, body=json.dumps(body).encode("utf-8"),
+                               headers={"Content-Type": "application/json", "User-Agent": "dbops-backup"})
+            response = connection.getresponse()
             response.read(65536)
-    except urllib.error.HTTPError as exc:
-        raise DbopsError(f"post notification webhook: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        reason = getattr(reason, "strerror", None) or reason
+        finally:
+            connection.close()
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
         raise DbopsError(f"post notification webhook: {reason}") from None
+    if response.status >= 300:
+        raise DbopsError(f"post notification webhook: HTTP {response.status}")
 
 
 # --------------------------------------------------------------------------- the hook

@@ -49,7 +49,6 @@ MONGODB_THRESHOLDS: dict[str, float] = {
 }
 
 
-
 # ---------------------------------------------------------------------------------------------
 # MongoDB checks
 # ---------------------------------------------------------------------------------------------
@@ -227,8 +226,6 @@ MONGODB_CHECKS: list[Check] = [
     Check("replication_lag", "Replication lag", 15, _mongo_replication_lag),
     Check("replica_members", "Replica set members", 10, _mongo_members),
 ]
-
-
 
 
 def evaluate_mongodb(facts: dict[str, Any], thresholds: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -68,7 +68,6 @@ PG_THRESHOLDS: dict[str, float] = {
 }
 
 
-
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL checks
 # ---------------------------------------------------------------------------------------------
@@ -431,7 +430,6 @@ PG_CHECKS: list[Check] = [
     Check("replication_slots", "Replication slots retaining WAL", 5, _pg_replication_slots),
     Check("xid_wraparound", "Transaction ID wraparound", 5, _pg_xid),
 ]
-
 
 
 def evaluate_pg(facts: dict[str, Any], thresholds: dict[str, Any] | None = None) -> dict[str, Any]:
