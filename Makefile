@@ -8,7 +8,7 @@ export ANSIBLE_NOCOLOR := 1
 export NO_COLOR := 1
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-clean demo-test setup lint ruff ansible-lint argument-specs changelog-lint docs-check build ee-check sanity unit integration molecule test
+.PHONY: demo demo-clean demo-test setup lint ruff ansible-lint argument-specs changelog-lint docs-check docs-lint alert-rules docs build ee-check sanity unit integration molecule test
 
 ## The demo: install, start the container dbops-demo, run site.yml and migrate.yml against
 ## inventories/local, print the status. Again: 0 changed. demo-clean removes the container.
@@ -26,8 +26,9 @@ demo-test: setup
 setup:
 	bash scripts/setup.sh
 
-## Static checks: ruff, ansible-lint (production profile), changelog fragments, module docs, build.
-lint: setup ruff ansible-lint argument-specs changelog-lint docs-check build ee-check
+## Static checks: ruff, ansible-lint (production profile), changelog fragments, module docs
+## (ansible-doc and antsibull-docs), alert rules (promtool), build.
+lint: setup ruff ansible-lint argument-specs changelog-lint docs-check docs-lint alert-rules build ee-check
 
 ruff:
 	ruff check .
@@ -49,6 +50,19 @@ docs-check:
 	  name=$$(basename $$m .py); \
 	  ansible-doc -t module dbops.datastores.$$name > /dev/null || { echo "ansible-doc failed for $$name"; exit 1; }; \
 	done; echo "ansible-doc renders $$(ls plugins/modules/*.py | wc -l) modules"
+
+## antsibull-docs on the release artefact: lint-collection-docs, and every plugin/role doc passes
+## the docsite schema and renders (collection --fail-on-error).
+docs-lint:
+	bash scripts/docs_lint.sh
+
+## The shipped Prometheus alert rules: promtool check rules + promtool test rules (tests/alerts/).
+alert-rules:
+	bash scripts/check_alert_rules.sh
+
+## The collection's HTML documentation site (antsibull-docs + Sphinx, offline) in .build/docs.
+docs: setup
+	bash scripts/build_docs.sh
 
 ## The release artefact builds and carries no tests, inventories or molecule files.
 build:

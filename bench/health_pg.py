@@ -5,7 +5,7 @@
 Starts a throwaway cluster, creates one database with ``--tables`` tables (each with a primary key,
 a secondary index and 200 rows), then times, best of 5 runs:
 
-- ours: ``_pg_health.gather()`` + ``_health.evaluate_pg()`` over that database (server, connections,
+- ours: ``_pg_health.gather()`` + ``_pg_health_checks.evaluate_pg()`` over that database (server, connections,
   activity, locks, databases, cache, replication, every table's sizes and statistics, unused
   indexes, pg_stat_statements probe, migration table probe) — what the module does;
 - baseline: the two queries seed 003's health endpoint runs (``pg_stat_user_tables`` rows and the
@@ -29,7 +29,7 @@ from tests.harness.runner import ensure_collection_link  # noqa: E402
 
 ensure_collection_link()
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _health, _pg_health, _postgres  # noqa: E402
+from ansible_collections.dbops.datastores.plugins.module_utils import _pg_health, _pg_health_checks, _postgres  # noqa: E402
 
 SEED_003_QUERIES = [
     "SELECT schemaname, relname, n_live_tup AS row_count, n_dead_tup AS dead_rows, last_vacuum, last_analyze"
@@ -66,14 +66,14 @@ def main() -> None:
             dbname=db,
         )
         params = server.params()
-        thresholds = dict(_health.PG_THRESHOLDS)
+        thresholds = dict(_pg_health_checks.PG_THRESHOLDS)
 
         def ours() -> None:
             facts = _pg_health.gather(
                 lambda name: _postgres.connect(params, database=name, autocommit=True),
                 [db], thresholds, "dbops_schema_history",
             )
-            _health.evaluate_pg(facts, thresholds)
+            _pg_health_checks.evaluate_pg(facts, thresholds)
 
         def baseline() -> None:
             conn = _postgres.connect(params, database=db, autocommit=True)

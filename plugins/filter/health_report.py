@@ -295,6 +295,11 @@ def _connections(health: dict[str, Any]) -> str:
     if not conn or conn.get("current") is None:
         return '<div class="muted" data-metric="connections_current">not reported</div>'
     usage = conn.get("usage_percent")
+    if usage is None:
+        return (
+            f'<div class="big"><span data-metric="connections_current">{_e(conn["current"])}</span></div>'
+            '<div class="muted" data-metric="connections_max">limit not reported</div>'
+        )
     width = 160 * min(100.0, usage or 0) / 100.0
     color = (
         COLORS["critical"]

@@ -32,14 +32,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_metrics, _mongodb, _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops as ops
-from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb, _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DatabaseMissingError, DbopsError
 
 LOCK_FILE = catalog.LOCK_FILE
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-_TOP_KEYS = {"root", "log_file", "postgres", "mongodb", "backups", "retention", "verify"}
+_TOP_KEYS = {"root", "log_file", "postgres", "mongodb", "backups", "retention", "verify", "metrics", "notify"}
 _SECTION = {"postgresql": "postgres", "mongodb": "mongodb"}
 _VERIFY_SPEC: dict[str, Any] = {
     "after_backup": {"type": "bool", "default": False},
@@ -236,6 +236,10 @@ def load_config(path: str) -> dict[str, Any]:
         given = config["verify"]
         config["verify"] = {k: v for k, v in apply_spec(_VERIFY_SPEC, given, f"{path} verify").items()
                             if k in given}
+    try:
+        _backup_metrics.check_config(config, path)
+    except DbopsError as exc:
+        raise ConfigError(exc.msg) from exc
     return config
 
 
@@ -286,8 +290,9 @@ def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: 
                          created=result["changed"])
             if result["changed"] and verify_cfg.get("after_backup"):
                 log.setdefault("verifications", []).append(
-                    _verify_one(config, conns, result["backup"]["id"],
-                                restore_test=verify_cfg.get("restore_test", False)))
+                    {"engine": job["engine"], "database": job["database"],
+                     **_verify_one(config, conns, result["backup"]["id"],
+                                   restore_test=verify_cfg.get("restore_test", False))})
                 ok &= log["verifications"][-1]["ok"]
         except DatabaseMissingError as exc:
             if skip_missing:
@@ -328,7 +333,9 @@ def step_verify(config: dict[str, Any], conns: dict[str, dict[str, Any]], restor
         if key in seen:
             continue
         seen.add(key)
-        record = _verify_one(config, conns, None, restore_test=restore_test, engine=key[0], database=key[1])
+        record = {"engine": key[0], "database": key[1],
+                  **_verify_one(config, conns, None, restore_test=restore_test,
+                                engine=key[0], database=key[1])}
         log.setdefault("verifications", []).append(record)
         ok &= record["ok"]
     return ok
@@ -493,10 +500,11 @@ def main(argv: list[str] | None = None) -> int:
         log["root"] = os.path.abspath(config["root"])
         ok = execute(args, config, log)
         code = EXIT_OK if ok else EXIT_FAILED
-    except Exception as exc:  # every failure is one JSON line, never a traceback
+    except Exception as exc:  # every failure is one JSON line (and its failure metrics), never a traceback
         code = record_failure(log, exc)
     log["ok"] = code == EXIT_OK
     log["duration_s"] = round(time.monotonic() - started, 3)
+    _backup_metrics.after_run(config, log, code)  # metrics and notification never change `code`
     line = redact(json.dumps(log, sort_keys=True, default=str), secret_values(config))
     try:
         write_log(line, config.get("log_file"))

@@ -8,8 +8,8 @@ Sources: ``serverStatus`` (connections, opcounters, memory, WiredTiger cache, lo
 ``$indexStats`` (unused indexes) and ``currentOp`` (long operations).
 
 What the server does not report stays absent (a missing key, or ``None`` for a whole section),
-never 0: ``absent`` lists the serverStatus sections the server did not send. Scoring lives in
-``_health``.
+never 0: ``absent`` lists the serverStatus sections the server did not send. The checks live in
+``_mongodb_health_checks``, the scoring model in ``_health``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import datetime
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils._mongodb import error_text
+from ansible_collections.dbops.datastores.plugins.module_utils._query_text import mongo_command_shape
 
 SYSTEM_DATABASES = ("admin", "local", "config")
 SERVER_STATUS_SECTIONS = (
@@ -66,6 +67,12 @@ def server_facts(status: dict[str, Any]) -> dict[str, Any]:
     if isinstance(conn, dict):
         current, available = conn.get("current"), conn.get("available")
         info: dict[str, Any] = _plain(conn)
+        if available == 0 and not str(status.get("process") or "").startswith(("mongod", "mongos")):
+            # A server other than mongod/mongos that answers this check but claims no free
+            # connection does not report the figure (a test server sends 0 for "unbounded").
+            info.pop("available", None)
+            available = None
+            info["available_reported"] = False
         if current is not None and available is not None:
             info["max"] = current + available
             info["usage_percent"] = _percent(current, current + available)
@@ -161,7 +168,7 @@ def long_operations(inprog: list[dict[str, Any]], min_seconds: float) -> list[di
                 "secs_running": round(running, 3),
                 "client": op.get("client"),
                 "desc": op.get("desc"),
-                "command": str(command)[:500],
+                "command": mongo_command_shape(command),
                 "waiting_for_lock": op.get("waitingForLock"),
             }
         )

@@ -6,7 +6,8 @@
 replication) over one connection and table/index facts over one connection per inspected database
 (``pg_stat_user_tables`` and friends are per database). ``pg_stat_statements`` is used when the
 extension is installed in one of the inspected databases and loaded; otherwise ``statements``
-says why not. Scoring lives in ``_health``.
+says why not. The checks live in ``_pg_health_checks``, the scoring model in
+``_health``.
 """
 
 from __future__ import annotations
@@ -427,7 +428,7 @@ def _migration(conn: Any, table: str) -> dict[str, Any] | None:
     if not exists:
         return None
     schema, _dot, name = table.rpartition(".")
-    quoted = f'"{schema}"."{name}"' if schema else f'"{name}"'
+    quoted = ".".join('"' + part.replace('"', '""') + '"' for part in ([schema, name] if schema else [name]))
     try:
         rows = _rows(conn, f"SELECT * FROM {quoted}")
     except Exception as exc:  # psycopg2.Error: permission denied and the like

@@ -74,6 +74,12 @@ options:
         description: Unused indexes smaller than this are not reported.
         type: int
         default: 1048576
+      unused_index_min_observation_seconds:
+        description: >-
+          Unused-index findings need statistics that cover at least this long (since the statistics
+          were reset or the server started); before that the check is skipped as "not enough data".
+        type: float
+        default: 604800.0
       replication_lag_warning_seconds:
         description: How far a secondary is behind the primary (optime) before it warns.
         type: float
@@ -221,7 +227,12 @@ collected_at:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _health, _mongodb, _mongodb_health
+from ansible_collections.dbops.datastores.plugins.module_utils import (
+    _health,
+    _mongodb,
+    _mongodb_health,
+    _mongodb_health_checks,
+)
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
 
@@ -231,12 +242,12 @@ def main() -> None:
     argument_spec.update(
         databases={"type": "list", "elements": "str"},
         max_collections={"type": "int", "default": 20},
-        thresholds=_health.threshold_argument_spec(_health.MONGODB_THRESHOLDS),
+        thresholds=_health.threshold_argument_spec(_mongodb_health_checks.MONGODB_THRESHOLDS),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     try:
-        thresholds = _health.merge_thresholds(_health.MONGODB_THRESHOLDS, params["thresholds"])
+        thresholds = _health.merge_thresholds(_mongodb_health_checks.MONGODB_THRESHOLDS, params["thresholds"])
         client = _mongodb.connect(params)
     except DbopsError as exc:
         fail_from_error(module, exc)
@@ -246,7 +257,7 @@ def main() -> None:
         fail_from_error(module, DbopsError(f"read health facts from MongoDB: {_mongodb.error_text(exc)}"))
     finally:
         client.close()
-    report = _health.evaluate_mongodb(facts, thresholds)
+    report = _mongodb_health_checks.evaluate_mongodb(facts, thresholds)
     module.exit_json(changed=False, thresholds=thresholds, **report,
                      **_mongodb_health.summarize(facts, params["max_collections"]))
 

@@ -125,6 +125,12 @@ options:
         description: Unused indexes smaller than this are not reported.
         type: int
         default: 1048576
+      unused_index_min_observation_seconds:
+        description: >-
+          Unused-index findings need statistics that cover at least this long (since the statistics
+          were reset or the server started); before that the check is skipped as "not enough data".
+        type: float
+        default: 604800.0
       index_usage_min_percent:
         description: >-
           Tables whose share of index scans is below this percentage warn (sequential scans on
@@ -359,7 +365,13 @@ skipped_databases:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _health, _pg_health, _postgres
+from ansible_collections.dbops.datastores.plugins.module_utils import (
+    _health,
+    _pg_health,
+    _pg_health_checks,
+    _postgres,
+    _query_text,
+)
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
 
@@ -371,18 +383,19 @@ def main() -> None:
         max_tables={"type": "int", "default": 20},
         statements_top={"type": "int", "default": 10},
         migration_table={"type": "str", "default": "dbops_schema_history"},
-        thresholds=_health.threshold_argument_spec(_health.PG_THRESHOLDS),
+        thresholds=_health.threshold_argument_spec(_pg_health_checks.PG_THRESHOLDS),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     try:
-        thresholds = _health.merge_thresholds(_health.PG_THRESHOLDS, params["thresholds"])
+        thresholds = _health.merge_thresholds(_pg_health_checks.PG_THRESHOLDS, params["thresholds"])
         _postgres.require_driver()
         facts = _pg_health.gather(
             lambda db: _postgres.connect(params, database=db, autocommit=True),
             params["databases"], thresholds, params["migration_table"] or None, params["statements_top"],
         )
-        report = _health.evaluate_pg(facts, thresholds)
+        _query_text.shape_pg_facts(facts)  # query text leaves the module as its shape, no literals
+        report = _pg_health_checks.evaluate_pg(facts, thresholds)
     except DbopsError as exc:
         fail_from_error(module, exc)
     except _postgres.psycopg2.Error as exc:

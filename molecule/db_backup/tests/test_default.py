@@ -135,3 +135,66 @@ def test_backup_files_are_private(host, backup_run):
         mode, user, _rest = line.split(" ", 2)
         assert user == "dbbackup", line
         assert re.fullmatch(r"[67]00", mode), line
+
+
+def scrape(host) -> str:
+    """What Prometheus would scrape from the node exporter on the host."""
+    result = host.run(
+        "python3 -c \"import urllib.request; "
+        "print(urllib.request.urlopen('http://127.0.0.1:9100/metrics', timeout=10).read().decode())\""
+    )
+    assert result.rc == 0, result.stderr
+    return result.stdout
+
+
+def test_node_exporter_listens_where_the_inventory_says(host):
+    assert host.service("prometheus-node-exporter").is_running
+    assert host.socket("tcp://127.0.0.1:9100").is_listening
+    assert not host.socket("tcp://0.0.0.0:9100").is_listening
+
+
+def test_node_exporter_serves_the_backup_metrics(host, backup_run):
+    metrics = scrape(host)
+    assert 'dbops_backup_success{database="appdb",engine="postgresql"} 1' in metrics
+    assert 'dbops_backup_success{database="appdb",engine="mongodb"} 1' in metrics
+    assert 'dbops_backup_run_success{command="backup"} 1' in metrics
+    assert "node_textfile_scrape_error 0" in metrics
+
+
+def test_a_failing_job_shows_in_the_metrics(host, backup_run):
+    config = json.loads(host.file("/etc/dbops/backup.json").content_string)
+    config["backups"] = [{"engine": "postgresql", "database": "no_such_db"}]
+    host.run("install -o dbbackup -g dbbackup -m 0600 /dev/null /tmp/failing.json")
+    host.run(f"cat > /tmp/failing.json <<'EOF'\n{json.dumps(config)}\nEOF")
+    result = host.run("su -s /bin/sh dbbackup -c 'dbops-backup backup --config /tmp/failing.json'")
+    assert result.rc == 1, result.stdout + result.stderr
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["ok"] is False and "metrics_error" not in line
+    metrics = scrape(host)
+    assert 'dbops_backup_success{database="no_such_db",engine="postgresql"} 0' in metrics
+    assert 'dbops_backup_run_success{command="backup"} 0' in metrics
+    failed_at = r'dbops_backup_last_failure_timestamp_seconds\{database="no_such_db",engine="postgresql"\} \d'
+    assert re.search(failed_at, metrics)
+    assert 'dbops_backup_success{database="appdb",engine="postgresql"} 1' in metrics  # the good job kept
+
+
+def test_health_cron_command_writes_health_metrics(host):
+    _user, command = cron_commands(host)["dbops health"]
+    result = host.run(f"su -s /bin/sh dbbackup -c {json.dumps(command)}")
+    assert result.rc == 0
+    last = json.loads(host.file("/var/log/dbops/dbops-health.log").content_string.strip().splitlines()[-1])
+    assert last["ok"] is True, last
+    metrics = scrape(host)
+    assert 'dbops_health_up{engine="postgresql"} 1' in metrics
+    assert 'dbops_health_up{engine="mongodb"} 1' in metrics
+    assert re.search(r'dbops_health_score\{engine="postgresql"\} \d+', metrics)
+    # the test server reports no connection limit: no ratio sample, never 100 %
+    assert 'dbops_health_connections_used_ratio{engine="mongodb"}' not in metrics
+    for secret in SECRETS:
+        assert secret not in metrics
+
+
+def test_alert_rules_installed_where_the_inventory_says(host):
+    rules = host.file("/etc/prometheus/rules/dbops-molecule.yml")
+    assert rules.exists and rules.mode == 0o644
+    assert "time() - dbops_backup_last_success_timestamp_seconds > 7200" in rules.content_string

@@ -22,8 +22,8 @@ from tests.harness.proc import free_port, wait_for_port
 # Where the MongoDB test server differs from mongod in what the health module reads
 # (the general list is tests/harness/mongo.py KNOWN_DIFFERENCES):
 MONGO_HEALTH_DIFFERENCES = {
-    "connections_available_zero": "serverStatus reports connections.available = 0, so current + available "
-    "equals current and the connections check reads 100% in use",
+    "connections_available_zero": "serverStatus reports connections.available = 0 (meaning unbounded); "
+    "the facts say the limit is not reported and the connections check is skipped, not 100% in use",
     "op_running_time_zero": "currentOp reports secs_running and microsecs_running as 0 for running "
     "operations, so only a threshold of 0 selects them",
     "thin_server_status": "no wiredTiger or globalLock sections: cache and queue checks are skipped",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import zlib
@@ -186,11 +187,16 @@ def test_report_of_three_hosts_renders_and_matches_the_facts(
             "health_report_path": str(report),
             "health_report_json": str(facts_json),
             "health_report_title": "Staging databases",
+            "health_fail_on": "critical",
         },
     )
     pg_stats_server.query(f"REVOKE ALL ON dbops_schema_history FROM {role}", dbname=stats_db)
     pg_stats_server.query(f"DROP ROLE {role}")
-    assert run.rc == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    # health_fail_on=critical: the report is written, then the run turns red for the hosts down
+    assert run.rc != 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "health_fail_on=critical: " in run.stdout and "mongo-down mongodb: no health facts" in run.stdout
+    for written in (report, facts_json):  # reports name hosts and statement shapes: not world-readable
+        assert stat.S_IMODE(written.stat().st_mode) == 0o640, written
 
     listed = json.loads(facts_json.read_text())
     both = [e for e in listed if e["host"] == "both-1"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.integration.health.conftest import make_monitor, wait_until
 
 WEIGHT_CREDIT = {"ok": 1.0, "warning": 0.5, "critical": 0.0}
@@ -32,7 +34,7 @@ def test_conditions_are_found_as_pg_monitor_member(ansible, pg_server, pg_db, pg
         dbname=pg_db,
     )
     sleeper = background.session(pg_db)
-    background.run(sleeper, "SELECT pg_sleep(120)")
+    background.run(sleeper, "SELECT pg_sleep(120), 'card 4111-1111' AS secret")
     holder = background.session(pg_db)
     with holder.cursor() as cur:
         cur.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")  # stays idle in transaction
@@ -58,6 +60,7 @@ def test_conditions_are_found_as_pg_monitor_member(ansible, pg_server, pg_db, pg
                 "idle_in_transaction_warning_seconds": 1,
                 "lock_wait_warning_seconds": 1,
                 "unused_index_min_bytes": 0,
+                "unused_index_min_observation_seconds": 0,
             },
         },
         check=True,
@@ -93,7 +96,9 @@ def test_conditions_are_found_as_pg_monitor_member(ansible, pg_server, pg_db, pg
     assert long_running[f"pid {sleeper_pid}"]["severity"] == "warning"
     assert f"pg_cancel_backend({sleeper_pid})" in long_running[f"pid {sleeper_pid}"]["fix"]
     row = next(a for a in result["activity"]["long_running"] if a["pid"] == sleeper_pid)
-    assert row["query"] == "SELECT pg_sleep(120)"  # pg_monitor reads other roles' query text
+    # pg_monitor reads other roles' query text; only its shape leaves the module (no literals)
+    assert row["query"] == "SELECT pg_sleep($1), $2 AS secret"
+    assert "4111" not in json.dumps(result)
     assert f"pid {holder_pid}" in [f["object"] for f in findings_of(result, "idle_in_transaction")]
     blocked = next(b for b in result["locks"]["blocked"] if b["pid"] == waiter_pid)
     assert blocked["blocked_by"] == [holder_pid]

@@ -149,3 +149,10 @@ def test_stale_backup_and_failed_host():
     assert "2 hosts: 1 failed, 1 ok" in html
     assert 'data-backup-state="stale"' in html and "backups stale</span>" in html
     assert 'data-backup-state="not configured"' in html
+
+
+def test_connection_limit_not_reported_is_not_100_percent():
+    entry = pg_entry("m1", 100, "ok", connections={"current": 3, "available_reported": False})
+    html = report.render([entry])
+    assert 'data-metric="connections_max">limit not reported' in html
+    assert "% in use" not in html

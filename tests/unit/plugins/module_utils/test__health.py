@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _health
+from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_health_checks as mongo_checks
+from ansible_collections.dbops.datastores.plugins.module_utils import _pg_health_checks as pg_checks
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -62,7 +64,7 @@ def test_classify_lower_is_worse(value, expected):
 
 
 def test_healthy_server_scores_100_and_skips_what_does_not_apply():
-    report = _health.evaluate_pg(pg_facts())
+    report = pg_checks.evaluate_pg(pg_facts())
     assert report["score"] == 100
     assert report["status"] == "ok"
     assert report["findings"] == []
@@ -73,9 +75,9 @@ def test_healthy_server_scores_100_and_skips_what_does_not_apply():
 
 
 def test_weights_of_each_engine_sum_to_100():
-    assert sum(c.weight for c in _health.PG_CHECKS) == 100
-    assert sum(c.weight for c in _health.MONGODB_CHECKS) == 100
-    assert len({c.id for c in _health.PG_CHECKS}) == len(_health.PG_CHECKS)
+    assert sum(c.weight for c in pg_checks.PG_CHECKS) == 100
+    assert sum(c.weight for c in mongo_checks.MONGODB_CHECKS) == 100
+    assert len({c.id for c in pg_checks.PG_CHECKS}) == len(pg_checks.PG_CHECKS)
 
 
 def test_score_is_weighted_over_evaluated_checks():
@@ -85,7 +87,7 @@ def test_score_is_weighted_over_evaluated_checks():
         cache={"blocks_hit": 7000, "blocks_read": 3000, "hit_ratio_percent": 70.0},
         all_tables=[table(dead_tuples=2000, dead_ratio_percent=28.6)],
     )
-    report = _health.evaluate_pg(facts)
+    report = pg_checks.evaluate_pg(facts)
     assert report["score"] == round(100 * (85 - 15 - 5) / 85)
     assert report["status"] == "critical"
     assert [f["check"] for f in report["findings"]] == ["cache_hit_ratio", "dead_tuples"]
@@ -96,16 +98,17 @@ def test_score_is_weighted_over_evaluated_checks():
 
 def test_thresholds_override_defaults_and_unknown_keys_fail():
     facts = pg_facts(cache={"blocks_hit": 9700, "blocks_read": 300, "hit_ratio_percent": 97.0})
-    assert _health.evaluate_pg(facts)["status"] == "ok"
-    strict = _health.evaluate_pg(facts, {"cache_hit_warning_percent": 99, "cache_hit_critical_percent": None})
+    assert pg_checks.evaluate_pg(facts)["status"] == "ok"
+    overrides = {"cache_hit_warning_percent": 99, "cache_hit_critical_percent": None}
+    strict = pg_checks.evaluate_pg(facts, overrides)
     assert strict["findings"][0]["severity"] == "warning"
     with pytest.raises(ValueError, match="unknown threshold"):
-        _health.evaluate_pg(facts, {"cache_hit_percent": 1})
+        pg_checks.evaluate_pg(facts, {"cache_hit_percent": 1})
 
 
 def test_cache_ratio_needs_enough_activity():
     facts = pg_facts(cache={"blocks_hit": 10, "blocks_read": 90, "hit_ratio_percent": 10.0})
-    check = next(c for c in _health.evaluate_pg(facts)["checks"] if c["id"] == "cache_hit_ratio")
+    check = next(c for c in pg_checks.evaluate_pg(facts)["checks"] if c["id"] == "cache_hit_ratio")
     assert check["status"] == "skipped"
     assert "cache_min_blocks" in check["reason"]
 
@@ -117,7 +120,7 @@ def test_dead_tuples_ignore_small_tables_and_mention_disabled_autovacuum():
             table(name="big", dead_tuples=15000, dead_ratio_percent=75.0, autovacuum_enabled=False),
         ]
     )
-    findings = _health.evaluate_pg(facts)["findings"]
+    findings = pg_checks.evaluate_pg(facts)["findings"]
     assert [f["object"] for f in findings] == ["app.public.big"]
     assert findings[0]["severity"] == "critical"
     assert "autovacuum is disabled" in findings[0]["message"]
@@ -126,7 +129,7 @@ def test_dead_tuples_ignore_small_tables_and_mention_disabled_autovacuum():
 
 def test_missing_pg_stat_statements_is_an_info_finding_that_does_not_cost_points():
     facts = pg_facts(statements={"available": False, "reason": "not installed"})
-    report = _health.evaluate_pg(facts)
+    report = pg_checks.evaluate_pg(facts)
     assert report["score"] == 100
     assert report["status"] == "ok"
     assert report["findings"][0]["severity"] == "info"
@@ -164,7 +167,7 @@ def test_slow_long_locks_and_replication_findings():
         },
     )
     by_check = {}
-    for finding in _health.evaluate_pg(facts)["findings"]:
+    for finding in pg_checks.evaluate_pg(facts)["findings"]:
         by_check.setdefault(finding["check"], []).append(finding)
     assert [f["severity"] for f in by_check["slow_queries"]] == ["critical", "warning"]
     assert by_check["long_running_queries"][0]["severity"] == "critical"
@@ -183,7 +186,7 @@ def test_unused_index_and_index_usage_thresholds():
         ],
         all_tables=[table(live_tuples=50000, seq_scan=900, idx_scan=100, index_usage_percent=10.0)],
     )
-    findings = _health.evaluate_pg(facts)["findings"]
+    findings = pg_checks.evaluate_pg(facts)["findings"]
     assert [(f["check"], f["object"]) for f in findings] == [
         ("index_usage", "app.public.orders"),
         ("unused_indexes", "app.public.large"),
@@ -199,7 +202,7 @@ def test_mongodb_absent_sections_are_skipped_not_scored():
         "unused_indexes": [],
         "replication": None,
     }
-    report = _health.evaluate_mongodb(facts)
+    report = mongo_checks.evaluate_mongodb(facts)
     statuses = {c["id"]: c["status"] for c in report["checks"]}
     assert statuses == {
         "connections": "skipped",
@@ -231,7 +234,7 @@ def test_mongodb_findings():
             ],
         },
     }
-    report = _health.evaluate_mongodb(facts)
+    report = mongo_checks.evaluate_mongodb(facts)
     severities = {(f["check"], f["severity"]) for f in report["findings"]}
     assert severities == {
         ("connections", "warning"),
@@ -248,14 +251,16 @@ def test_mongodb_findings():
 
 def test_no_evaluated_check_gives_no_score():
     report = _health.evaluate(
-        _health.MONGODB_CHECKS[:2], {"connections": None, "cache": None}, dict(_health.MONGODB_THRESHOLDS)
+        mongo_checks.MONGODB_CHECKS[:2],
+        {"connections": None, "cache": None},
+        dict(mongo_checks.MONGODB_THRESHOLDS),
     )
     assert report["score"] is None
 
 
 @pytest.mark.parametrize(
     ("module", "defaults"),
-    [("pg_health_info", _health.PG_THRESHOLDS), ("mongodb_health_info", _health.MONGODB_THRESHOLDS)],
+    [("pg_health_info", pg_checks.PG_THRESHOLDS), ("mongodb_health_info", mongo_checks.MONGODB_THRESHOLDS)],
 )
 def test_documented_thresholds_match_the_model(module, defaults):
     source = (REPO / "plugins" / "modules" / f"{module}.py").read_text()
@@ -275,12 +280,32 @@ def test_documented_thresholds_match_the_model(module, defaults):
 
 def test_docs_list_every_check_with_its_weight():
     text = (REPO / "docs" / "health.md").read_text()
-    for check in _health.PG_CHECKS + _health.MONGODB_CHECKS:
+    for check in pg_checks.PG_CHECKS + mongo_checks.MONGODB_CHECKS:
         assert f"`{check.id}`" in text, check.id
-    for key in list(_health.PG_THRESHOLDS) + list(_health.MONGODB_THRESHOLDS):
+    for key in list(pg_checks.PG_THRESHOLDS) + list(mongo_checks.MONGODB_THRESHOLDS):
         assert f"`{key}`" in text, key
 
 
 @pytest.mark.parametrize(("value", "text"), [(512, "512 B"), (1536, "1.5 KiB"), (3 * _health.GIB, "3.0 GiB")])
 def test_human_bytes(value, text):
     assert _health.human_bytes(value) == text
+
+
+def test_unused_indexes_wait_for_the_observation_window():
+    index = {"database": "app", "schema": "public", "name": "ix", "size_bytes": 2 * _health.MIB,
+             "stats_reset": None}
+    server = {"started_at": "2026-11-30T10:00:00+00:00", "collected_at": "2026-11-30T10:20:00+00:00"}
+    young = pg_checks.evaluate_pg(pg_facts(server=server, unused_indexes=[index]))
+    check = next(c for c in young["checks"] if c["id"] == "unused_indexes")
+    assert check["status"] == "skipped" and check["reason"].startswith("not enough data")
+    assert not any(f["check"] == "unused_indexes" for f in young["findings"])
+    old = dict(server, collected_at="2026-12-08T10:00:00+00:00")
+    report = pg_checks.evaluate_pg(pg_facts(server=old, unused_indexes=[index]))
+    assert [f["object"] for f in report["findings"] if f["check"] == "unused_indexes"] == ["app.public.ix"]
+
+    mongo_index = {"database": "shop", "collection": "c", "name": "a_1", "since": "2026-11-30T10:00:00+00:00"}
+    facts = {"collected_at": "2026-11-30T10:05:00+00:00", "unused_indexes": [mongo_index]}
+    check = next(c for c in mongo_checks.evaluate_mongodb(facts)["checks"] if c["id"] == "unused_indexes")
+    assert check["status"] == "skipped" and "not enough data" in check["reason"]
+    facts["collected_at"] = "2026-12-30T10:05:00+00:00"
+    assert mongo_checks.evaluate_mongodb(facts)["findings"][0]["check"] == "unused_indexes"

@@ -104,3 +104,21 @@ def test_long_operations_skip_internal_threads_and_the_current_op_itself():
     ]
     ops = _mongodb_health.long_operations(inprog, 60)
     assert [(o["opid"], o["secs_running"]) for o in ops] == [(1, 75.5)]
+
+
+def test_zero_available_connections_from_a_non_mongod_server_is_not_reported():
+    facts = _mongodb_health.server_facts(
+        {"process": "secantus", "connections": {"current": 3, "available": 0, "totalCreated": 9}}
+    )
+    assert facts["connections"] == {"current": 3, "totalCreated": 9, "available_reported": False}
+    # mongod itself at its limit is full, not silent
+    full = _mongodb_health.server_facts({"process": "mongod", "connections": {"current": 3, "available": 0}})
+    assert full["connections"]["usage_percent"] == 100.0
+
+
+def test_long_operations_keep_the_command_shape_not_its_values():
+    inprog = [{"active": True, "client": "10.0.0.5:5000", "op": "query", "ns": "app.users", "opid": 1,
+               "secs_running": 90, "command": {"find": "users", "filter": {"email": "ann@example.org"}}}]
+    ops = _mongodb_health.long_operations(inprog, 60)
+    assert "ann@example.org" not in ops[0]["command"]
+    assert ops[0]["command"] == str({"find": "users", "filter": {"email": "?"}})

@@ -52,3 +52,36 @@ def test_statements_reasons():
     assert "CREATE EXTENSION pg_stat_statements was not run in app" in no_extension
     unreadable = _pg_health.statements_unavailable_reason(["app"], "", ["app"], "must be loaded via ...")
     assert unreadable == "the extension is installed in app but cannot be read: must be loaded via ..."
+
+
+class _RecordingConnection:
+    """Records the SQL _migration sends (the table exists, the history is empty)."""
+
+    def __init__(self):
+        self.sql = []
+
+    def cursor(self):
+        conn = self
+
+        class Cursor:
+            description = (("found",),)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def execute(self, sql, args=None):
+                conn.sql.append(sql)
+
+            def fetchall(self):
+                return [(True,)] if len(conn.sql) == 1 else []
+
+        return Cursor()
+
+
+def test_migration_table_identifier_doubles_embedded_quotes():
+    conn = _RecordingConnection()
+    _pg_health._migration(conn, 'we"ird.hist"ory')
+    assert conn.sql[-1] == 'SELECT * FROM "we""ird"."hist""ory"'

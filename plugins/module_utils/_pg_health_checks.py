@@ -1,0 +1,436 @@
+# Copyright: dbops.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The PostgreSQL health checks of ``pg_health_info`` and their default thresholds.
+
+Each check is a pure function over the facts of ``_pg_health.gather``; the scoring model
+(:class:`Check`, :func:`evaluate`, severities) is ``_health``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.dbops.datastores.plugins.module_utils._health import (
+    GIB,
+    INFO,
+    MIB,
+    OK,
+    SKIPPED,
+    WARNING,
+    Check,
+    CheckResult,
+    Finding,
+    classify,
+    connections_check,
+    duration_findings,
+    evaluate,
+    human_bytes,
+    human_seconds,
+    merge_thresholds,
+    not_enough_data,
+    observed_seconds,
+    result_of,
+    rounded,
+)
+
+# Defaults for pg_health_info (documented in the module and docs/health.md).
+PG_THRESHOLDS: dict[str, float] = {
+    "connections_warning_percent": 80,
+    "connections_critical_percent": 95,
+    "cache_hit_warning_percent": 90,
+    "cache_hit_critical_percent": 80,
+    "cache_min_blocks": 1000,
+    "long_query_warning_seconds": 60,
+    "long_query_critical_seconds": 300,
+    "idle_in_transaction_warning_seconds": 60,
+    "idle_in_transaction_critical_seconds": 600,
+    "lock_wait_warning_seconds": 5,
+    "lock_wait_critical_seconds": 30,
+    "dead_tuples_warning_percent": 20,
+    "dead_tuples_critical_percent": 50,
+    "dead_tuples_min": 1000,
+    "stale_statistics_min_changes": 1000,
+    "stale_statistics_percent": 20,
+    "unused_index_min_bytes": MIB,
+    "unused_index_min_observation_seconds": 7 * 86400,
+    "index_usage_min_percent": 50,
+    "index_usage_min_rows": 10000,
+    "index_usage_min_scans": 100,
+    "slow_query_warning_ms": 100,
+    "slow_query_critical_ms": 1000,
+    "slow_query_min_calls": 1,
+    "replication_lag_warning_seconds": 30,
+    "replication_lag_critical_seconds": 300,
+    "slot_retained_warning_bytes": GIB,
+    "slot_retained_critical_bytes": 10 * GIB,
+    "xid_age_warning": 500_000_000,
+    "xid_age_critical": 1_000_000_000,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _pg_table_name(table: dict[str, Any]) -> str:
+    return f"{table.get('database')}.{table.get('schema')}.{table.get('name')}"
+
+
+def _pg_quoted(table: dict[str, Any]) -> str:
+    return f'"{table.get("schema")}"."{table.get("name")}"'
+
+
+def _pg_cache(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    cache = facts.get("cache") or {}
+    ratio = cache.get("hit_ratio_percent")
+    blocks = (cache.get("blocks_hit") or 0) + (cache.get("blocks_read") or 0)
+    if ratio is None:
+        return CheckResult(SKIPPED, reason="no block statistics reported")
+    if blocks < t["cache_min_blocks"]:
+        return CheckResult(SKIPPED, reason=f"only {blocks} block reads so far (cache_min_blocks)")
+    severity = classify(
+        ratio, t["cache_hit_warning_percent"], t["cache_hit_critical_percent"], higher_is_worse=False
+    )
+    if severity == OK:
+        return CheckResult(OK)
+    return result_of(
+        [
+            Finding(
+                "cache_hit_ratio",
+                severity,
+                f"buffer cache hit ratio is {ratio:.2f}% (target {t['cache_hit_warning_percent']:g}%)",
+                "Raise shared_buffers (about 25% of RAM is the usual start) or reduce the working set: "
+                "look for "
+                "sequential scans on large tables and missing indexes.",
+                value=rounded(ratio, 2),
+                threshold=t["cache_hit_warning_percent"]
+                if severity == WARNING
+                else t["cache_hit_critical_percent"],
+            )
+        ]
+    )
+
+
+def _pg_activity_describe(item: dict[str, Any], what: str) -> tuple[str, str]:
+    query = (item.get("query") or "").strip().replace("\n", " ")
+    if len(query) > 80:
+        query = query[:77] + "..."
+    return (
+        f"pid {item.get('pid')}",
+        f"{what} for {human_seconds(item.get('duration_seconds'))} by {item.get('user')} on "
+        f"{item.get('database')}: {query}",
+    )
+
+
+def _pg_long_queries(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    activity = facts.get("activity") or {}
+    return duration_findings(
+        "long_running_queries",
+        activity.get("long_running") or [],
+        "duration_seconds",
+        (t["long_query_warning_seconds"], t["long_query_critical_seconds"]),
+        describe=lambda i: _pg_activity_describe(i, "query running"),
+        fix=lambda i: (
+            "Check the plan with EXPLAIN; cancel it with "
+            f"SELECT pg_cancel_backend({i.get('pid')}); "
+            "cap runaway queries with statement_timeout for the role."
+        ),
+    )
+
+
+def _pg_idle_in_transaction(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    activity = facts.get("activity") or {}
+    return duration_findings(
+        "idle_in_transaction",
+        activity.get("idle_in_transaction") or [],
+        "duration_seconds",
+        (t["idle_in_transaction_warning_seconds"], t["idle_in_transaction_critical_seconds"]),
+        describe=lambda i: _pg_activity_describe(i, "idle in transaction"),
+        fix=lambda i: (
+            f"Fix the client that leaves transactions open; end this one with "
+            f"SELECT pg_terminate_backend({i.get('pid')}); set idle_in_transaction_session_timeout."
+        ),
+    )
+
+
+def _pg_lock_waits(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    locks = facts.get("locks") or {}
+    return duration_findings(
+        "lock_waits",
+        locks.get("blocked") or [],
+        "wait_seconds",
+        (t["lock_wait_warning_seconds"], t["lock_wait_critical_seconds"]),
+        describe=lambda i: (
+            f"pid {i.get('pid')}",
+            f"waiting {human_seconds(i.get('wait_seconds'))} for a lock held by pid(s) "
+            f"{', '.join(str(p) for p in i.get('blocked_by') or []) or '?'} on {i.get('database')}",
+        ),
+        fix=lambda i: (
+            "Find what the blocker is doing in pg_stat_activity; end it with "
+            f"SELECT pg_terminate_backend({(i.get('blocked_by') or ['<pid>'])[0]}) if it is stuck; "
+            "set lock_timeout for DDL and batch jobs."
+        ),
+    )
+
+
+def _pg_dead_tuples(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    findings = []
+    for table in facts.get("all_tables") or facts.get("tables") or []:
+        dead = table.get("dead_tuples") or 0
+        if dead < t["dead_tuples_min"]:
+            continue
+        ratio = table.get("dead_ratio_percent")
+        severity = classify(ratio, t["dead_tuples_warning_percent"], t["dead_tuples_critical_percent"])
+        if severity == OK:
+            continue
+        autovac = "" if table.get("autovacuum_enabled", True) else " (autovacuum is disabled for this table)"
+        findings.append(
+            Finding(
+                "dead_tuples",
+                severity,
+                f"{dead} dead tuples, {ratio:.1f}% of the table{autovac}",
+                f"VACUUM (ANALYZE) {_pg_quoted(table)}; in database {table.get('database')}; "
+                "make sure autovacuum runs for it (ALTER TABLE ... RESET (autovacuum_enabled)) and is not "
+                "held back by long transactions.",
+                object=_pg_table_name(table),
+                value=rounded(ratio),
+                threshold=t[f"dead_tuples_{severity}_percent"],
+            )
+        )
+    return result_of(findings)
+
+
+def _pg_stale_statistics(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    findings = []
+    for table in facts.get("all_tables") or facts.get("tables") or []:
+        changes = table.get("mod_since_analyze") or 0
+        live = table.get("live_tuples") or 0
+        if changes < t["stale_statistics_min_changes"]:
+            continue
+        if changes < live * t["stale_statistics_percent"] / 100.0:
+            continue
+        last = table.get("last_analyze") or table.get("last_autoanalyze")
+        findings.append(
+            Finding(
+                "stale_statistics",
+                WARNING,
+                f"{changes} rows changed since the last analyze ({last or 'never analyzed'})",
+                f"ANALYZE {_pg_quoted(table)}; in database {table.get('database')}; "
+                "check autovacuum settings.",
+                object=_pg_table_name(table),
+                value=changes,
+                threshold=t["stale_statistics_min_changes"],
+            )
+        )
+    return result_of(findings)
+
+
+def _pg_unused_indexes(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    findings = []
+    server = facts.get("server") or {}
+    young = []
+    for index in facts.get("unused_indexes") or []:
+        since = index.get("stats_reset") or server.get("started_at")
+        observed = observed_seconds(since, server.get("collected_at"))
+        if observed is not None and observed < t["unused_index_min_observation_seconds"]:
+            young.append(observed)
+            continue
+        size = index.get("size_bytes") or 0
+        if size < t["unused_index_min_bytes"]:
+            continue
+        since = index.get("stats_reset")
+        findings.append(
+            Finding(
+                "unused_indexes",
+                WARNING,
+                f"index never used since {since or 'statistics were last reset'}, {human_bytes(size)}",
+                "Confirm no replica or monthly job uses it, then DROP INDEX CONCURRENTLY "
+                f'"{index.get("schema")}"."{index.get("name")}"; in database {index.get("database")}.',
+                object=f"{index.get('database')}.{index.get('schema')}.{index.get('name')}",
+                value=size,
+                threshold=t["unused_index_min_bytes"],
+            )
+        )
+    if young and not findings:
+        return not_enough_data(max(young), t["unused_index_min_observation_seconds"]) or result_of(findings)
+    return result_of(findings)
+
+
+def _pg_index_usage(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    findings = []
+    for table in facts.get("all_tables") or facts.get("tables") or []:
+        seq, idx = table.get("seq_scan") or 0, table.get("idx_scan") or 0
+        if (table.get("live_tuples") or 0) < t["index_usage_min_rows"]:
+            continue
+        if seq + idx < t["index_usage_min_scans"]:
+            continue
+        usage = table.get("index_usage_percent")
+        if usage is None or usage >= t["index_usage_min_percent"]:
+            continue
+        findings.append(
+            Finding(
+                "index_usage",
+                WARNING,
+                f"only {usage:.1f}% of {seq + idx} scans use an index on {table.get('live_tuples')} rows "
+                f"({seq} sequential scans)",
+                "Find the queries that scan it (pg_stat_statements, auto_explain) and add an index on their "
+                "filter columns.",
+                object=_pg_table_name(table),
+                value=rounded(usage),
+                threshold=t["index_usage_min_percent"],
+            )
+        )
+    return result_of(findings)
+
+
+def _pg_slow_queries(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    statements = facts.get("statements") or {}
+    if not statements.get("available"):
+        reason = statements.get("reason") or "pg_stat_statements is not available"
+        return CheckResult(
+            SKIPPED,
+            [
+                Finding(
+                    "slow_queries",
+                    INFO,
+                    f"slow query statistics unavailable: {reason}",
+                    "Add pg_stat_statements to shared_preload_libraries (restart), then CREATE EXTENSION "
+                    "pg_stat_statements; in the database the monitor logs into.",
+                )
+            ],
+            reason=reason,
+        )
+    findings = []
+    for stmt in statements.get("slow") or []:
+        if (stmt.get("calls") or 0) < t["slow_query_min_calls"]:
+            continue
+        mean = stmt.get("mean_ms")
+        severity = classify(mean, t["slow_query_warning_ms"], t["slow_query_critical_ms"])
+        if severity == OK:
+            continue
+        query = " ".join(str(stmt.get("query") or "").split())
+        if len(query) > 80:
+            query = query[:77] + "..."
+        findings.append(
+            Finding(
+                "slow_queries",
+                severity,
+                f"mean {mean:.1f} ms over {stmt.get('calls')} calls: {query}",
+                "EXPLAIN (ANALYZE, BUFFERS) the statement; add the missing index or rewrite it.",
+                object=f"queryid {stmt.get('queryid')}",
+                value=rounded(mean),
+                threshold=t[f"slow_query_{severity}_ms"],
+            )
+        )
+    return result_of(findings)
+
+
+def _pg_replication_lag(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    replication = facts.get("replication") or {}
+    items = []
+    for replica in replication.get("replicas") or []:
+        items.append(
+            {
+                "name": replica.get("application_name") or replica.get("client_addr"),
+                "lag": replica.get("replay_lag_seconds") or 0.0,
+            }
+        )
+    standby = replication.get("standby") or {}
+    if replication.get("role") == "standby" and standby.get("replay_lag_seconds") is not None:
+        items.append({"name": "this standby", "lag": standby["replay_lag_seconds"]})
+    if not items:
+        return CheckResult(SKIPPED, reason="no replication (no standbys connected, not a standby)")
+    return duration_findings(
+        "replication_lag",
+        items,
+        "lag",
+        (t["replication_lag_warning_seconds"], t["replication_lag_critical_seconds"]),
+        describe=lambda i: (str(i["name"]), f"replay lag {human_seconds(i['lag'])}"),
+        fix=lambda i: (
+            "Check the standby's disk and network, long queries on the standby "
+            "(max_standby_streaming_delay) and wal_receiver status."
+        ),
+    )
+
+
+def _pg_replication_slots(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    slots = (facts.get("replication") or {}).get("slots") or []
+    if not slots:
+        return CheckResult(SKIPPED, reason="no replication slots")
+    findings = []
+    for slot in slots:
+        retained = slot.get("retained_bytes") or 0
+        severity = classify(retained, t["slot_retained_warning_bytes"], t["slot_retained_critical_bytes"])
+        if slot.get("active") and severity == OK:
+            continue
+        if not slot.get("active") and severity == OK:
+            severity = WARNING
+        state = "active" if slot.get("active") else "inactive"
+        findings.append(
+            Finding(
+                "replication_slots",
+                severity,
+                f"{state} slot retains {human_bytes(retained)} of WAL",
+                "Reconnect its consumer, or drop it with SELECT "
+                f"pg_drop_replication_slot('{slot.get('slot_name')}'); if it is abandoned; "
+                "set max_slot_wal_keep_size.",
+                object=str(slot.get("slot_name")),
+                value=retained,
+                threshold=t[f"slot_retained_{severity}_bytes"],
+            )
+        )
+    return result_of(findings)
+
+
+def _pg_xid(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    findings = []
+    for db in facts.get("databases") or []:
+        age = db.get("xid_age")
+        severity = classify(age, t["xid_age_warning"], t["xid_age_critical"])
+        if severity == OK:
+            continue
+        findings.append(
+            Finding(
+                "xid_wraparound",
+                severity,
+                f"oldest unfrozen transaction ID is {age} transactions old",
+                f"VACUUM (FREEZE, VERBOSE) the oldest tables in {db.get('name')}; "
+                "look for long transactions, "
+                "prepared transactions and stale replication slots that hold back the xmin horizon.",
+                object=str(db.get("name")),
+                value=age,
+                threshold=t[f"xid_age_{severity}"],
+            )
+        )
+    return result_of(findings)
+
+
+PG_CHECKS: list[Check] = [
+    Check(
+        "connections",
+        "Connections in use",
+        10,
+        connections_check(
+            "allowed",
+            "Put a pooler (PgBouncer) in front of the applications or lower their pool sizes; look for idle "
+            "clients in pg_stat_activity before raising max_connections.",
+        ),
+    ),
+    Check("cache_hit_ratio", "Buffer cache hit ratio", 15, _pg_cache),
+    Check("long_running_queries", "Long-running queries", 10, _pg_long_queries),
+    Check("idle_in_transaction", "Sessions idle in transaction", 5, _pg_idle_in_transaction),
+    Check("lock_waits", "Sessions waiting on locks", 10, _pg_lock_waits),
+    Check("dead_tuples", "Dead tuples (vacuum)", 10, _pg_dead_tuples),
+    Check("stale_statistics", "Stale planner statistics (analyze)", 5, _pg_stale_statistics),
+    Check("unused_indexes", "Unused indexes", 5, _pg_unused_indexes),
+    Check("index_usage", "Sequential scans on large tables", 5, _pg_index_usage),
+    Check("slow_queries", "Slow queries (pg_stat_statements)", 5, _pg_slow_queries),
+    Check("replication_lag", "Replication lag", 10, _pg_replication_lag),
+    Check("replication_slots", "Replication slots retaining WAL", 5, _pg_replication_slots),
+    Check("xid_wraparound", "Transaction ID wraparound", 5, _pg_xid),
+]
+
+
+def evaluate_pg(facts: dict[str, Any], thresholds: dict[str, Any] | None = None) -> dict[str, Any]:
+    return evaluate(PG_CHECKS, facts, merge_thresholds(PG_THRESHOLDS, thresholds))
