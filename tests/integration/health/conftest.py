@@ -31,7 +31,7 @@ MONGO_HEALTH_DIFFERENCES = {
 
 
 @pytest.fixture(scope="session")
-def pg_stats_server() -> Iterator[pg_harness.PgServer]:
+def pg_stats_server(pg_major: int) -> Iterator[pg_harness.PgServer]:
     """A cluster started with pg_stat_statements in shared_preload_libraries."""
     if os.environ.get("DBOPS_TEST_PG_DSN"):
         pytest.skip("the pg_stat_statements cluster is always local (DBOPS_TEST_PG_DSN is set)")
@@ -39,7 +39,8 @@ def pg_stats_server() -> Iterator[pg_harness.PgServer]:
         settings={
             "shared_preload_libraries": "'pg_stat_statements'",
             "pg_stat_statements.track": "all",
-        }
+        },
+        major=pg_major,
     )
     yield server
     pg_harness.stop_cluster(server)
@@ -147,7 +148,7 @@ def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
     env = {**os.environ, "PGPASSWORD": primary.password}
     subprocess.run(
         [
-            str(pg_harness.PG_BINDIR / "pg_basebackup"),
+            str(pg_harness.bindir_for(primary.major) / "pg_basebackup"),
             "-h",
             primary.host,
             "-p",
@@ -177,7 +178,7 @@ def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
     logfile = base / "server.log"
     result = subprocess.run(
         [
-            str(pg_harness.PG_BINDIR / "pg_ctl"),
+            str(pg_harness.bindir_for(primary.major) / "pg_ctl"),
             "-D",
             str(datadir),
             "-l",
