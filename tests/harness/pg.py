@@ -36,9 +36,10 @@ DEFAULT_MAJOR = 15
 SUPPORTED_MAJORS = (13, 14, 15, 16, 17, 18)
 
 
-def majors_under_test() -> list[int]:
-    """The server majors to test on: DBOPS_TEST_PG_VERSIONS ("13,14,18" or "all"), default 15."""
-    raw = os.environ.get("DBOPS_TEST_PG_VERSIONS", "").strip()
+def majors_under_test(option: str | None = None) -> list[int]:
+    """The server majors to test on: ``option`` (pytest --pg-versions) or DBOPS_TEST_PG_VERSIONS,
+    "13,14,18" or "all"; default 15."""
+    raw = (option or os.environ.get("DBOPS_TEST_PG_VERSIONS", "")).strip()
     if not raw:
         return [DEFAULT_MAJOR]
     if raw == "all":

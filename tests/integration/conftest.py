@@ -27,11 +27,17 @@ def _client_tools_env() -> None:
 _client_tools_env()
 
 
-@pytest.fixture(scope="session", params=pg_harness.majors_under_test(), ids=lambda major: f"pg{major}")
-def pg_major(request: pytest.FixtureRequest) -> int:
-    """The PostgreSQL major under test (DBOPS_TEST_PG_VERSIONS or --pg-versions, default 15).
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a local PostgreSQL fixture runs once per major under test."""
+    if "pg_major" in metafunc.fixturenames:
+        majors = pg_harness.majors_under_test(metafunc.config.getoption("--pg-versions"))
+        metafunc.parametrize("pg_major", majors, indirect=True, scope="session",
+                             ids=[f"pg{major}" for major in majors])
 
-    Every local PostgreSQL fixture depends on it, so each test using one runs once per major."""
+
+@pytest.fixture(scope="session")
+def pg_major(request: pytest.FixtureRequest) -> int:
+    """The PostgreSQL major under test (--pg-versions or DBOPS_TEST_PG_VERSIONS, default 15)."""
     return int(request.param)
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.harness.proc import free_port
 
 
+@pytest.mark.pg_matrix
 def test_superuser_login_reports_server_facts(ansible, pg_server):
     result = ansible.module("pg_ping", pg_server.params())
     assert result.get("failed") is not True, result
@@ -21,6 +24,7 @@ def test_superuser_login_reports_server_facts(ansible, pg_server):
     assert result["ssl"] is False
 
 
+@pytest.mark.pg_matrix
 def test_monitor_role_memberships_are_reported(ansible, pg_server):
     role = f"mon_{uuid.uuid4().hex[:8]}"
     pg_server.query(f"CREATE ROLE {role} LOGIN PASSWORD 'monitor-pw' IN ROLE pg_monitor")
@@ -58,6 +62,7 @@ def test_unreachable_host_reports_unavailable_without_failing(ansible, pg_server
     assert f"127.0.0.1:{port}" in result["error"]
 
 
+@pytest.mark.pg_matrix
 def test_tls_required_server_refuses_plain_connection(ansible, pg_tls_server):
     result = ansible.module("pg_ping", pg_tls_server.params(ssl_mode="disable"))
     assert result["failed"] is True
@@ -72,6 +77,7 @@ def test_tls_verify_full_without_ca_names_the_certificate_problem(ansible, pg_tl
     assert "check ca_cert, ssl_cert, ssl_key and ssl_mode" in result["msg"]
 
 
+@pytest.mark.pg_matrix
 def test_tls_verify_full_with_ca_succeeds(ansible, pg_tls_server):
     result = ansible.module(
         "pg_ping",

@@ -52,3 +52,11 @@ def test_statements_reasons():
     assert "CREATE EXTENSION pg_stat_statements was not run in app" in no_extension
     unreadable = _pg_health.statements_unavailable_reason(["app"], "", ["app"], "must be loaded via ...")
     assert unreadable == "the extension is installed in app but cannot be read: must be loaded via ..."
+
+
+def test_lock_waits_are_skipped_before_14_with_the_reason():
+    skips = _pg_health.version_skips(130023)
+    assert set(skips) == {"lock_waits"}
+    assert "PostgreSQL 13 does not record when a lock wait began" in skips["lock_waits"]
+    assert _pg_health.version_skips(140000) == {}
+    assert _pg_health.version_skips(180004) == {}
