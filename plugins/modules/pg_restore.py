@@ -69,7 +69,7 @@ options:
         target server's major is preferred, else the newest.
       - Tools of PostgreSQL 17 and newer send C(SET transaction_timeout), which servers before 17
         reject; for such a target the archive is turned into SQL by C(pg_restore --file=-) and run by
-        C(psql) without that setting (in one session: O(jobs) does not apply).
+        C(psql) without that setting, in one session (O(jobs) does not apply).
     type: path
 extends_documentation_fragment:
   - dbops.datastores.postgres
