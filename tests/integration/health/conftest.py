@@ -121,11 +121,11 @@ def background(pg_server: pg_harness.PgServer) -> Iterator[Background]:
 
 
 @pytest.fixture(scope="session")
-def pg_primary_standby() -> Iterator[tuple[pg_harness.PgServer, pg_harness.PgServer]]:
+def pg_primary_standby(pg_major: int) -> Iterator[tuple[pg_harness.PgServer, pg_harness.PgServer]]:
     """A primary and a streaming standby made with pg_basebackup (physical slot ``standby1``)."""
     if os.environ.get("DBOPS_TEST_PG_DSN"):
         pytest.skip("the replication pair is always local (DBOPS_TEST_PG_DSN is set)")
-    primary = pg_harness.start_cluster()
+    primary = pg_harness.start_cluster(major=pg_major)
     standby = None
     try:
         primary.query("SELECT pg_create_physical_replication_slot('standby1')")
@@ -135,6 +135,16 @@ def pg_primary_standby() -> Iterator[tuple[pg_harness.PgServer, pg_harness.PgSer
         if standby is not None:
             pg_harness.stop_cluster(standby)
         pg_harness.stop_cluster(primary)
+
+
+def _basebackup(major: int) -> str:
+    """pg_basebackup of the server's major, else the 18 client tools' (the npm servers ship none;
+    pg_basebackup copies servers of older majors)."""
+    own = pg_harness.bindir_for(major) / "pg_basebackup"
+    tools = pg_harness.client_tools_dir()
+    if own.exists() or tools is None:
+        return str(own)
+    return str(tools / "pg_basebackup")
 
 
 def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
@@ -148,7 +158,7 @@ def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
     env = {**os.environ, "PGPASSWORD": primary.password}
     subprocess.run(
         [
-            str(pg_harness.bindir_for(primary.major) / "pg_basebackup"),
+            _basebackup(primary.major),
             "-h",
             primary.host,
             "-p",
@@ -205,4 +215,5 @@ def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
         datadir=datadir,
         socket_dir=socket_dir,
         pid=pid,
+        major=primary.major,
     )

