@@ -108,6 +108,9 @@ def test_conditions_are_found_as_pg_monitor_member(ansible, pg_server, pg_db, pg
         assert blocked["wait_seconds"] is None
         assert "pg_locks.waitstart is new in 14" in result["unavailable_checks"]["lock_waits"]
         assert findings_of(result, "lock_waits") == []
+        lock_check = next(c for c in result["checks"] if c["id"] == "lock_waits")
+        assert lock_check["status"] == "skipped"
+        assert lock_check["reason"] == result["unavailable_checks"]["lock_waits"]
     assert result["locks"]["waiting"] >= 1
 
     statements = result["statements"]
