@@ -179,6 +179,13 @@ def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
         env=env,
         **sub,
     )
+    # pg_basebackup -R writes every libpq option it knows into primary_conninfo; one of 17+ writes
+    # options (sslnegotiation, ...) an older server's libpq rejects, so the standby gets its own.
+    auto_conf = datadir / "postgresql.auto.conf"
+    conninfo = (f"host={primary.host} port={primary.port} user={primary.user} "
+                f"password={primary.password} sslmode=disable")
+    lines = [line for line in auto_conf.read_text().splitlines() if not line.startswith("primary_conninfo")]
+    auto_conf.write_text("\n".join([*lines, f"primary_conninfo = '{conninfo}'", ""]))
     port = free_port()
     with (datadir / "postgresql.conf").open("a") as handle:
         # The walreceiver reports cluster_name as its application_name in pg_stat_replication.
