@@ -16,4 +16,3 @@ def pytest_addoption(parser):
     parser.addoption("--pg-versions", default=None,
                      help="PostgreSQL majors the integration tests run on, e.g. 13,17,18 or all "
                           "(same as DBOPS_TEST_PG_VERSIONS; default 15)")
-

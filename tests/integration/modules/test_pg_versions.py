@@ -33,8 +33,8 @@ def _exists(pg_server, name):
 
 
 @pytest.mark.parametrize("fmt", ["custom", "plain"])
-def test_dump_tool_is_never_older_than_the_server_and_the_round_trip_is_exact(ansible, pg_server, pg_db,
-                                                                               root, fmt):
+def test_dump_tool_is_never_older_than_the_server_and_the_round_trip_is_exact(
+        ansible, pg_server, pg_db, root, fmt):
     bk.create_pg_seed(pg_server, pg_db)
     backup = ansible.module("pg_backup", pg_server.params(root=str(root), database=pg_db, format=fmt))
     assert backup.get("failed") is not True, backup
