@@ -118,11 +118,11 @@ def choose_tool(name: str, candidates: list[tuple[str, int]], minimum: int | Non
         found = ", ".join(f"{major} ({path})" for path, major in candidates) or "none"
         raise DbopsError(f"find {name}: no {name} of PostgreSQL {minimum} or newer (found: {found}); "
                          f"install the client tools of {minimum} or newer and set bin_dir or {BIN_DIRS_ENV}")
-    for path, major in usable:
-        if major == prefer:
-            return path, major
-    best = max(major for _, major in usable)
-    return next((path, major) for path, major in usable if major == best)
+    matching = [tool for tool in usable if tool[1] == prefer]
+    if matching:
+        return matching[0]
+    best = max(tool[1] for tool in usable)
+    return next(tool for tool in usable if tool[1] == best)
 
 
 def tool_dirs(bin_dir: str | None, env: dict[str, str] | None = None) -> list[str]:
