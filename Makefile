@@ -8,7 +8,7 @@ export ANSIBLE_NOCOLOR := 1
 export NO_COLOR := 1
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-clean demo-test setup lint ruff ansible-lint argument-specs changelog-lint docs-check docs-lint alert-rules docs build ee-check sanity unit integration molecule test
+.PHONY: demo demo-clean demo-test setup setup-pg integration-matrix integration-all-majors lint ruff ansible-lint argument-specs changelog-lint docs-check docs-lint alert-rules docs build ee-check sanity unit integration molecule test
 
 ## The demo: install, start the container dbops-demo, run site.yml and migrate.yml against
 ## inventories/local, print the status. Again: 0 changed. demo-clean removes the container.
@@ -25,6 +25,10 @@ demo-test: setup
 ## Install everything (Debian packages, venv, collection link, test image); idempotent.
 setup:
 	bash scripts/setup.sh
+
+## PostgreSQL servers 12-18 and the client tools of 18 under .cache/pg (pinned, cached; 15 is Debian's).
+setup-pg: setup
+	bash scripts/setup_pg_majors.sh
 
 ## Static checks: ruff, ansible-lint (production profile), changelog fragments, module docs
 ## (ansible-doc and antsibull-docs), alert rules (promtool), build.
@@ -87,12 +91,22 @@ unit: setup
 	pytest tests/unit -q $(PYTEST_ARGS)
 
 ## Integration tests: modules and playbooks through ansible-playbook against real servers.
-integration: setup
+integration: setup setup-pg
 	pytest tests/integration -q $(PYTEST_ARGS)
+
+## The version-sensitive tests (marker pg_matrix: connection, migrate, backup round trip, health,
+## db_monitoring grants) on every supported major other than 15, which `integration` covers.
+PG_MATRIX_VERSIONS ?= 13,14,16,17,18
+integration-matrix: setup setup-pg
+	DBOPS_TEST_PG_VERSIONS=$(PG_MATRIX_VERSIONS) pytest tests/integration -q -m pg_matrix $(PYTEST_ARGS)
+
+## Every integration test on every supported major (13-18): long, not part of `make test`.
+integration-all-majors: setup setup-pg
+	DBOPS_TEST_PG_VERSIONS=all pytest tests/integration -q $(PYTEST_ARGS)
 
 ## Molecule: one scenario per role on podman with systemd (scripts/molecule_all.sh [scenario...]).
 molecule: setup
 	bash scripts/molecule_all.sh
 
 ## The full suite, in order. CI runs exactly this.
-test: setup lint sanity unit integration molecule demo-test
+test: setup lint sanity unit integration integration-matrix molecule demo-test

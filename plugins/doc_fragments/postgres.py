@@ -71,4 +71,6 @@ requirements:
 notes:
   - Set the connection options once per play with C(module_defaults) and the group
     C(group/dbops.datastores.postgresql).
+  - Supports PostgreSQL 13 and newer; the collection's tests run on every major from 13 to 18. A server
+    of 12 or older is refused when the module connects, with its version in the message.
 """

@@ -360,6 +360,7 @@ def _restore_pg(params: dict[str, Any], chosen: catalog.Backup, target: str, opt
         if check:
             return result
         facts = _pg_backup.server_facts(conn)
+        _pg_backup.restore_tool(chosen.manifest, options.get("bin_dir"), facts["server_major"])
         started = catalog.utcnow()
         if not exists:
             _pg_backup.create_database(conn, target, owner)

@@ -256,8 +256,13 @@ def evaluate(checks: list[Check], facts: dict[str, Any], thresholds: dict[str, f
     findings: list[Finding] = []
     earned = 0.0
     possible = 0
+    # Checks the server's version cannot evaluate (facts "unavailable_checks": id -> reason).
+    unavailable = facts.get("unavailable_checks") or {}
     for check in checks:
-        result = check.run(facts, thresholds)
+        if check.id in unavailable:
+            result = CheckResult(SKIPPED, reason=unavailable[check.id])
+        else:
+            result = check.run(facts, thresholds)
         findings.extend(result.findings)
         if result.status != SKIPPED:
             earned += check.weight * CREDIT[result.status]

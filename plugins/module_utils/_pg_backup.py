@@ -10,6 +10,7 @@ so the row counts recorded in the manifest are exactly the rows in the dump.
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
 import os
 import re
@@ -90,28 +91,133 @@ def tool_env(params: dict[str, Any], database: str) -> Iterator[dict[str, str]]:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def find_tool(name: str, bin_dir: str | None, server_major: int | None) -> str:
-    """``bin_dir/name``, else the Debian/PGDG layout for the server's major, else PATH."""
-    candidates = []
+_TOOL_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)")
+# Set since pg_dump/pg_restore 17 at the top of every dump and restore; servers before 17 reject it.
+_NEW_TIMEOUT_SET = "SET transaction_timeout = 0;"
+_NEW_TIMEOUT_SINCE = 17
+BIN_DIRS_ENV = "DBOPS_PG_BIN_DIRS"
+
+
+def parse_tool_major(version_text: str | None) -> int | None:
+    """Major of ``pg_dump (PostgreSQL) 18.1`` style output (None when it does not say)."""
+    match = _TOOL_VERSION.search(version_text or "")
+    return int(match.group(1)) if match else None
+
+
+def choose_tool(name: str, candidates: list[tuple[str, int]], minimum: int | None,
+                prefer: int | None) -> tuple[str, int]:
+    """Pick ``(path, major)`` among found tools (in search order): the one of major ``prefer`` when
+    it is at least ``minimum``, else the newest one of at least ``minimum``. Never an older one.
+
+    ``prefer`` is the server's major (like Debian's pg_wrapper: the matching tools write archives
+    every same-or-newer pg_restore reads and no settings the server lacks); ``minimum`` is the
+    server's major for pg_dump and the dump tool's major for pg_restore.
+    """
+    usable = [(path, major) for path, major in candidates if minimum is None or major >= minimum]
+    if not usable:
+        found = ", ".join(f"{major} ({path})" for path, major in candidates) or "none"
+        raise DbopsError(f"find {name}: no {name} of PostgreSQL {minimum} or newer (found: {found}); "
+                         f"install the client tools of {minimum} or newer and set bin_dir or {BIN_DIRS_ENV}")
+    matching = [tool for tool in usable if tool[1] == prefer]
+    if matching:
+        return matching[0]
+    best = max(tool[1] for tool in usable)
+    return next(tool for tool in usable if tool[1] == best)
+
+
+def tool_dirs(bin_dir: str | None, env: dict[str, str] | None = None) -> list[str]:
+    """Where client tools are looked for, in order: ``bin_dir`` alone when set; else the
+    directories in DBOPS_PG_BIN_DIRS, Debian's /usr/lib/postgresql/<major>/bin and PGDG's
+    /usr/pgsql-<major>/bin (newest first), then PATH."""
     if bin_dir:
-        candidates.append(os.path.join(bin_dir, name))
-    else:
-        if server_major:
-            candidates.append(f"/usr/lib/postgresql/{server_major}/bin/{name}")
-            candidates.append(f"/usr/pgsql-{server_major}/bin/{name}")
-        found = shutil.which(name)
-        if found:
-            candidates.append(found)
-    for path in candidates:
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    where = bin_dir or "PATH"
-    raise DbopsError(f"find {name}: not found in {where} (install the PostgreSQL client or set bin_dir)")
+        return [bin_dir]
+    env = os.environ if env is None else env
+    dirs = [d for d in env.get(BIN_DIRS_ENV, "").split(os.pathsep) if d]
+    for pattern in ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin"):
+        found = glob.glob(pattern)
+        found.sort(key=lambda d: int(m.group(0)) if (m := re.search(r"\d+", d)) else 0, reverse=True)
+        dirs += found
+    dirs += [d for d in env.get("PATH", "").split(os.pathsep) if d]
+    return list(dict.fromkeys(dirs))
+
+
+def find_tools(name: str, bin_dir: str | None) -> list[tuple[str, int]]:
+    """Every executable ``name`` in tool_dirs() with its major, in search order."""
+    found: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    for directory in tool_dirs(bin_dir):
+        path = os.path.join(directory, name)
+        real = os.path.realpath(path)
+        if real in seen or not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            continue
+        seen.add(real)
+        major = parse_tool_major(tool_version(path))
+        if major is not None:
+            found.append((path, major))
+    if not found:
+        where = bin_dir or f"{BIN_DIRS_ENV}, /usr/lib/postgresql/*/bin or PATH"
+        raise DbopsError(f"find {name}: not found in {where} (install the PostgreSQL client or set bin_dir)")
+    return found
+
+
+def find_tool(name: str, bin_dir: str | None, server_major: int | None) -> str:
+    """The ``name`` tool for a server of ``server_major`` (never older than the server)."""
+    return choose_tool(name, find_tools(name, bin_dir), server_major, server_major)[0]
+
+
+def restore_tool(manifest: dict[str, Any], bin_dir: str | None, server_major: int | None) -> tuple[str, int]:
+    """The pg_restore (or psql for plain dumps) for this backup and target server.
+
+    pg_restore must be at least as new as the pg_dump that wrote the archive (an older one stops at
+    "unsupported version in file header"); refused here, before anything is changed."""
+    fmt = manifest.get("format")
+    name = "psql" if fmt == "plain" else "pg_restore"
+    dump_major = dump_tool_major(manifest)
+    minimum = None if fmt == "plain" else dump_major
+    try:
+        return choose_tool(name, find_tools(name, bin_dir), minimum, server_major)
+    except DbopsError as exc:
+        raise DbopsError(f"restore backup {manifest.get('id')}: it was written by pg_dump {dump_major}, "
+                         f"which only pg_restore {dump_major} or newer reads ({exc.msg})") from exc
+
+
+def dump_tool_major(manifest: dict[str, Any]) -> int | None:
+    """Major of the pg_dump that wrote a backup (``tool.major``, or parsed from ``tool.version``)."""
+    tool = manifest.get("tool") or {}
+    major = tool.get("major")
+    return int(major) if isinstance(major, int) else parse_tool_major(tool.get("version"))
+
+
+def needs_timeout_filter(tool_major: int | None, server_major: int | None) -> bool:
+    """True when tools of 17+ would send ``SET transaction_timeout`` to a server before 17."""
+    return bool(tool_major and server_major and tool_major >= _NEW_TIMEOUT_SINCE > server_major)
+
+
+def filter_header(lines: Iterator[bytes]) -> Iterator[bytes]:
+    """Drop ``SET transaction_timeout = 0;`` from the SET prelude of a pg_dump/pg_restore script.
+
+    Only the prelude (blank lines, comments, SET and set_config lines before the first other
+    statement) is looked at; the rest, including any table data, passes unchanged."""
+    in_prelude = True
+    for line in lines:
+        if in_prelude:
+            text = line.strip()
+            if text == _NEW_TIMEOUT_SET.encode():
+                continue
+            if text and not text.startswith((b"--", b"SET ", b"SELECT pg_catalog.set_config", b"\\")):
+                in_prelude = False
+        yield line
 
 
 def tool_version(path: str) -> str:
     out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
     return out.strip()
+
+
+def tool_entry(name: str, path: str) -> dict[str, Any]:
+    """What the manifest records about the tool that wrote a backup."""
+    version = tool_version(path)
+    return {"name": name, "path": path, "version": version, "major": parse_tool_major(version)}
 
 
 def _stderr_problem(text: str) -> str | None:
@@ -297,7 +403,7 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
                 "globals": globals_file,
                 "compression": options.get("compression"),
                 "jobs": jobs,
-                "tool": {"name": "pg_dump", "path": pg_dump, "version": tool_version(pg_dump)},
+                "tool": tool_entry("pg_dump", pg_dump),
                 "server_version": facts["server_version"],
                 "database_owner": facts["database_owner"],
                 "counts": counts,
@@ -361,34 +467,76 @@ def restore_command(manifest: dict[str, Any], backup_dir: str, target: str, opti
 
 def run_restore(params: dict[str, Any], manifest: dict[str, Any], backup_dir: str, target: str, *,
                 options: dict[str, Any], server_major: int | None) -> None:
+    """Restore with the tool restore_tool() picks. Tools of 17+ write ``SET transaction_timeout``,
+    which a server before 17 rejects: then the archive goes through ``pg_restore --file=-`` and the
+    script, without that line, through psql (one session, no --jobs)."""
     fmt = manifest["format"]
-    payload = catalog.manifest_path(backup_dir, manifest, manifest.get("payload"))
-    tool = find_tool("psql" if fmt == "plain" else "pg_restore", options.get("bin_dir"), server_major)
+    catalog.manifest_path(backup_dir, manifest, manifest.get("payload"))  # inside the backup, checksummed
+    tool, tool_major = restore_tool(manifest, options.get("bin_dir"), server_major)
     cmd = restore_command(manifest, backup_dir, target, options, tool)
     # The connection string for --dbname is the plain database name; PGDATABASE carries it too.
     cmd = [c if not c.startswith("--dbname=") else f"--dbname={_conninfo_dbname(target)}" for c in cmd]
     action = f"restore backup {manifest['id']} into PostgreSQL database {target}"
+    writer_major = dump_tool_major(manifest) if fmt == "plain" else tool_major
+    filtered = needs_timeout_filter(writer_major, server_major)
     with tool_env(params, target) as env:
-        if fmt != "plain":
+        if fmt != "plain" and not filtered:
             _run(cmd, env, action)
             return
-        opener = gzip.open if payload.endswith(".gz") else open
-        stderr_path = os.path.join(env["DBOPS_PRIVATE_TMP"], "psql.err")
-        with open(stderr_path, "w+") as err, opener(payload, "rb") as src:
-            proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=err)
-            if proc.stdin is None:  # pragma: no cover - stdin=PIPE always gives one
-                raise RuntimeError("psql was started without a stdin pipe")
-            try:
+        if fmt == "plain":
+            psql_cmd = cmd
+        else:
+            psql = choose_tool("psql", find_tools("psql", options.get("bin_dir")), None, server_major)[0]
+            psql_cmd = restore_command({**manifest, "format": "plain"}, backup_dir, target, {}, psql)
+            psql_cmd = [c if not c.startswith("--dbname=") else f"--dbname={_conninfo_dbname(target)}"
+                        for c in psql_cmd]
+        _pipe_into_psql(manifest, backup_dir, cmd if fmt != "plain" else None, psql_cmd=psql_cmd, env=env,
+                        action=action, filtered=filtered)
+
+
+def _pipe_into_psql(manifest: dict[str, Any], backup_dir: str, script_cmd: list[str] | None, *,
+                    psql_cmd: list[str], env: dict[str, str], action: str, filtered: bool) -> None:
+    """Feed psql a plain dump, or the script ``pg_restore --file=-`` writes from an archive."""
+    stderr_path = os.path.join(env["DBOPS_PRIVATE_TMP"], "psql.err")
+    script_err_path = os.path.join(env["DBOPS_PRIVATE_TMP"], "pg_restore.err")
+    feeder = None
+    with contextlib.ExitStack() as stack:
+        err = stack.enter_context(open(stderr_path, "w+"))
+        if script_cmd is None:
+            payload = catalog.manifest_path(backup_dir, manifest, manifest.get("payload"))
+            opener = gzip.open if payload.endswith(".gz") else open
+            src = stack.enter_context(opener(payload, "rb"))
+        else:
+            script_err = stack.enter_context(open(script_err_path, "w+"))
+            args = [c for c in script_cmd if not c.startswith(("--dbname=", "--jobs="))]
+            feeder = subprocess.Popen([*args[:-1], "--file=-", args[-1]], env=env, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=script_err)
+            src = feeder.stdout
+        proc = subprocess.Popen(psql_cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        if proc.stdin is None or src is None:  # pragma: no cover - stdin=PIPE always gives one
+            raise RuntimeError("psql was started without a stdin pipe")
+        try:
+            if filtered:
+                for line in filter_header(iter(src.readline, b"")):
+                    proc.stdin.write(line)
+            else:
                 shutil.copyfileobj(src, proc.stdin, 1024 * 1024)
-            except BrokenPipeError:
-                pass
-            finally:
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.close()
-            returncode = proc.wait()
-            err.seek(0)
-            _check_result(returncode, err.read(), action)
+        except BrokenPipeError:
+            pass
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+        returncode = proc.wait()
+        if feeder is not None:
+            if returncode != 0:
+                feeder.kill()
+            feeder_code = feeder.wait()
+            script_err.seek(0)
+            if returncode == 0:
+                _check_result(feeder_code, script_err.read(), action)
+        err.seek(0)
+        _check_result(returncode, err.read(), action)
 
 
 def _conninfo_dbname(name: str) -> str:
@@ -433,6 +581,7 @@ def restore_test(params: dict[str, Any], manifest: dict[str, Any], backup_dir: s
             raise DbopsError(f"restore-test backup {manifest['id']}: the scratch database {scratch} already "
                              "exists (drop it or choose another scratch_database)")
         facts = server_facts(conn)
+        restore_tool(manifest, bin_dir, facts["server_major"])
         started = time.monotonic()
         create_database(conn, scratch, owner_for_restore(conn, manifest))
         try:

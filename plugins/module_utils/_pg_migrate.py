@@ -456,13 +456,9 @@ def application_name(role: str) -> str:
 
 def open_connection(params: dict[str, Any], role: str) -> Any:
     """A UTF-8, autocommit psycopg2 connection named for pg_stat_activity."""
-    pg.require_driver()
     kwargs = pg.conn_kwargs(params)
     kwargs["application_name"] = application_name(role)
-    try:
-        conn = pg.psycopg2.connect(**kwargs)
-    except pg.psycopg2.Error as exc:
-        raise DbopsError(pg.connect_error_message(str(exc), pg.describe_target(kwargs))) from exc
+    conn = pg.connect_with(kwargs)
     conn.autocommit = True
     conn.set_client_encoding("UTF8")
     return conn

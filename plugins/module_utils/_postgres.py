@@ -29,6 +29,8 @@ except ImportError as exc:  # pragma: no cover - depends on the host
     PSYCOPG2_IMPORT_ERROR = str(exc)
 
 SSL_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+# The oldest PostgreSQL major the modules are tested on and accept (docs/postgresql-versions.md).
+MIN_SERVER_MAJOR = 13
 
 
 def pg_argument_spec() -> dict[str, Any]:
@@ -122,7 +124,8 @@ _HINTS: list[tuple[re.Pattern[str], str]] = [
         "the server requires a password: set login_password (or PGPASSWORD)",
     ),
     (
-        re.compile(r"no pg_hba\.conf entry .* no encryption", re.I),
+        # "no encryption" since PostgreSQL 14, "SSL off" in 13.
+        re.compile(r"no pg_hba\.conf entry .* (no encryption|SSL off)", re.I),
         "the server accepts this client only over TLS: set ssl_mode to require or verify-full",
     ),
     (
@@ -169,14 +172,37 @@ def require_driver() -> None:
 
 def connect(params: dict[str, Any], database: str | None = None, autocommit: bool = False) -> Any:
     """Open a psycopg2 connection from module parameters or raise DbopsError."""
+    conn = connect_with(conn_kwargs(params, database))
+    conn.autocommit = autocommit
+    return conn
+
+
+def connect_with(kwargs: dict[str, Any]) -> Any:
+    """The one place a PostgreSQL connection is opened: psycopg2.connect(**kwargs), libpq errors
+    turned into DbopsError with a hint, and servers older than MIN_SERVER_MAJOR refused."""
     require_driver()
-    kwargs = conn_kwargs(params, database)
     try:
         conn = psycopg2.connect(**kwargs)
     except psycopg2.Error as exc:
         raise DbopsError(connect_error_message(str(exc), describe_target(kwargs))) from exc
-    conn.autocommit = autocommit
+    try:
+        check_server_version(conn.server_version, describe_target(kwargs))
+    except DbopsError:
+        conn.close()
+        raise
     return conn
+
+
+def check_server_version(version_num: int, target: str) -> None:
+    """Refuse a server older than MIN_SERVER_MAJOR (``version_num`` is server_version_num)."""
+    major = version_num // 10000
+    if major < MIN_SERVER_MAJOR:
+        shown = f"{major}.{version_num % 10000}" if major >= 10 else f"{major}.{(version_num // 100) % 100}"
+        raise DbopsError(
+            f"connect to PostgreSQL at {target}: server version {shown} is not supported "
+            f"(dbops.datastores supports PostgreSQL {MIN_SERVER_MAJOR} and newer; upgrade the server)",
+            server_version_num=version_num,
+        )
 
 
 def server_version_dict(version_num: int) -> dict[str, int]:

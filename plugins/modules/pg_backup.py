@@ -57,8 +57,13 @@ options:
     default: false
   bin_dir:
     description:
-      - Directory holding C(pg_dump) and C(pg_dumpall). By default the tools matching the server's
-        major version are used when installed (C(/usr/lib/postgresql/<major>/bin)), else those on PATH.
+      - Directory holding C(pg_dump) and C(pg_dumpall); only this directory is searched.
+      - By default the tools are looked for in the directories of the environment variable
+        C(DBOPS_PG_BIN_DIRS) (separated by C(:)), C(/usr/lib/postgresql/<major>/bin),
+        C(/usr/pgsql-<major>/bin) and PATH. The tools of the server's major are used when found, else
+        the newest ones; tools older than the server are never used (the backup fails and says which
+        were found).
+      - The manifest records the C(pg_dump) version; restoring needs a C(pg_restore) at least as new.
     type: path
   min_interval:
     description:

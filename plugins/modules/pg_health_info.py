@@ -309,9 +309,18 @@ activity:
   returned: always
   type: dict
 locks:
-  description: Locks by mode, how many wait, and the sessions waiting with the pids blocking them.
+  description:
+    - Locks by mode, how many wait, and the sessions waiting with the pids blocking them.
+    - C(blocked[].wait_seconds) is null on PostgreSQL 13, which does not record when a wait began.
   returned: always
   type: dict
+unavailable_checks:
+  description:
+    - Checks the server's version cannot evaluate, check id to the reason; such a check is reported
+      C(skipped) with that reason. Empty on PostgreSQL 14 and newer; on 13 it holds C(lock_waits).
+  returned: always
+  type: dict
+  sample: {"lock_waits": "PostgreSQL 13 does not record when a lock wait began (...)"}
 statements:
   description:
     - C(pg_stat_statements) facts, or why they are not available.

@@ -60,7 +60,16 @@ options:
     type: bool
     default: false
   bin_dir:
-    description: Directory holding C(pg_restore) and C(psql).
+    description:
+      - Directory holding C(pg_restore) and C(psql); only this directory is searched.
+      - By default they are looked for like C(pg_backup) looks for C(pg_dump) (C(DBOPS_PG_BIN_DIRS),
+        C(/usr/lib/postgresql/<major>/bin), C(/usr/pgsql-<major>/bin), PATH).
+      - C(pg_restore) must be at least as new as the C(pg_dump) recorded in the backup's manifest;
+        otherwise the restore is refused before anything is created. Among those, the one of the
+        target server's major is preferred, else the newest.
+      - Tools of PostgreSQL 17 and newer send C(SET transaction_timeout), which servers before 17
+        reject; for such a target the archive is turned into SQL by C(pg_restore --file=-) and run by
+        C(psql) without that setting, in one session (O(jobs) does not apply).
     type: path
 extends_documentation_fragment:
   - dbops.datastores.postgres

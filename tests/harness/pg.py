@@ -25,8 +25,45 @@ import psycopg2.extensions
 from tests.harness.proc import free_port, stop_pid, wait_for_port
 from tests.harness.tls import TlsFiles, make_tls_files
 
-PG_BINDIR = Path(os.environ.get("DBOPS_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 UNPRIVILEGED_USER = "nobody"
+# Debian's PostgreSQL 15 (the default major), or DBOPS_PG_BINDIR.
+PG_BINDIR = Path(os.environ.get("DBOPS_PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+REPO = Path(__file__).resolve().parents[2]
+# Binaries installed by scripts/setup_pg_majors.sh: servers per major and the client tools of 18.
+PG_CACHE = REPO / ".cache" / "pg"
+DEFAULT_MAJOR = 15
+# Every major the collection supports; 15 is Debian's package, the others come from .cache/pg.
+SUPPORTED_MAJORS = (13, 14, 15, 16, 17, 18)
+
+
+def majors_under_test(option: str | None = None) -> list[int]:
+    """The server majors to test on: ``option`` (pytest --pg-versions) or DBOPS_TEST_PG_VERSIONS,
+    "13,14,18" or "all"; default 15."""
+    raw = (option or os.environ.get("DBOPS_TEST_PG_VERSIONS", "")).strip()
+    if not raw:
+        return [DEFAULT_MAJOR]
+    if raw == "all":
+        return list(SUPPORTED_MAJORS)
+    majors = [int(part) for part in raw.replace(" ", ",").split(",") if part]
+    return list(dict.fromkeys(majors))
+
+
+def bindir_for(major: int) -> Path:
+    """Server binaries of ``major``: DBOPS_PG_BINDIR (only for the default major), Debian's
+    /usr/lib/postgresql/<major>/bin, else .cache/pg/<major>/bin."""
+    override = os.environ.get("DBOPS_PG_BINDIR")
+    if override and major == DEFAULT_MAJOR:
+        return Path(override)
+    for candidate in (Path(f"/usr/lib/postgresql/{major}/bin"), PG_CACHE / str(major) / "bin"):
+        if (candidate / "postgres").exists():
+            return candidate
+    raise RuntimeError(f"no PostgreSQL {major} server binaries: run scripts/setup_pg_majors.sh {major}")
+
+
+def client_tools_dir() -> Path | None:
+    """The PostgreSQL 18 client tools (pg_dump, pg_restore, psql) when they are installed."""
+    tools = PG_CACHE / "tools-18" / "bin"
+    return tools if (tools / "pg_dump").exists() else None
 
 
 @dataclass
@@ -43,6 +80,7 @@ class PgServer:
     tls: TlsFiles | None = None
     pid: int | None = None
     external: bool = False
+    major: int = DEFAULT_MAJOR
     _created: list[str] = field(default_factory=list)
 
     def params(self, **overrides: Any) -> dict[str, Any]:
@@ -103,8 +141,10 @@ def _chown_tree(path: Path) -> None:
             os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
-def start_cluster(tls_required: bool = False, settings: dict[str, str] | None = None) -> PgServer:
-    """initdb + start a cluster; with ``tls_required`` only TLS connections are accepted."""
+def start_cluster(tls_required: bool = False, settings: dict[str, str] | None = None,
+                  major: int = DEFAULT_MAJOR) -> PgServer:
+    """initdb + start a cluster of ``major``; with ``tls_required`` only TLS connections are accepted."""
+    bindir = bindir_for(major)
     base = Path(tempfile.mkdtemp(prefix="dbops-pg-"))
     base.chmod(0o755)
     datadir, socket_dir = base / "data", base / "sock"
@@ -115,7 +155,7 @@ def start_cluster(tls_required: bool = False, settings: dict[str, str] | None = 
     _chown_tree(base)
     sub = _as_unprivileged()
     subprocess.run(
-        [str(PG_BINDIR / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=scram-sha-256",
+        [str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=scram-sha-256",
          f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
         check=True, capture_output=True, **sub,
     )
@@ -149,7 +189,7 @@ def start_cluster(tls_required: bool = False, settings: dict[str, str] | None = 
             handle.write(f"{key} = {value}\n")
     logfile = base / "server.log"
     result = subprocess.run(
-        [str(PG_BINDIR / "pg_ctl"), "-D", str(datadir), "-l", str(logfile), "-w", "-t", "60", "start"],
+        [str(bindir / "pg_ctl"), "-D", str(datadir), "-l", str(logfile), "-w", "-t", "60", "start"],
         check=False, capture_output=True, text=True, **sub,
     )
     if result.returncode != 0:
@@ -158,7 +198,7 @@ def start_cluster(tls_required: bool = False, settings: dict[str, str] | None = 
     pid = int((datadir / "postmaster.pid").read_text().splitlines()[0])
     wait_for_port("127.0.0.1", port)
     return PgServer(host="127.0.0.1", port=port, user="postgres", password=password,
-                    datadir=datadir, socket_dir=socket_dir, tls=tls, pid=pid)
+                    datadir=datadir, socket_dir=socket_dir, tls=tls, pid=pid, major=major)
 
 
 def stop_cluster(server: PgServer) -> None:
@@ -174,6 +214,8 @@ def stop_cluster(server: PgServer) -> None:
 
 def external_server(dsn: str) -> PgServer:
     parts = psycopg2.extensions.parse_dsn(dsn)
-    return PgServer(host=parts.get("host", "127.0.0.1"), port=int(parts.get("port", 5432)),
-                    user=parts.get("user", "postgres"), password=parts.get("password", ""),
-                    dbname=parts.get("dbname", "postgres"), external=True)
+    server = PgServer(host=parts.get("host", "127.0.0.1"), port=int(parts.get("port", 5432)),
+                      user=parts.get("user", "postgres"), password=parts.get("password", ""),
+                      dbname=parts.get("dbname", "postgres"), external=True)
+    server.major = int(server.query("SHOW server_version_num")[0][0]) // 10000
+    return server

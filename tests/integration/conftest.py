@@ -17,21 +17,45 @@ from tests.harness import pg as pg_harness
 from tests.harness.runner import AnsibleRunner
 
 
+def _client_tools_env() -> None:
+    """Let the modules find the PostgreSQL 18 client tools (pg_dump can dump any older server)."""
+    tools = pg_harness.client_tools_dir()
+    if tools is not None and "DBOPS_PG_BIN_DIRS" not in os.environ:
+        os.environ["DBOPS_PG_BIN_DIRS"] = str(tools)
+
+
+_client_tools_env()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a local PostgreSQL fixture runs once per major under test."""
+    if "pg_major" in metafunc.fixturenames:
+        majors = pg_harness.majors_under_test(metafunc.config.getoption("--pg-versions"))
+        metafunc.parametrize("pg_major", majors, indirect=True, scope="session",
+                             ids=[f"pg{major}" for major in majors])
+
+
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[pg_harness.PgServer]:
-    """A PostgreSQL 15 cluster with scram-sha-256 auth (or DBOPS_TEST_PG_DSN)."""
+def pg_major(request: pytest.FixtureRequest) -> int:
+    """The PostgreSQL major under test (--pg-versions or DBOPS_TEST_PG_VERSIONS, default 15)."""
+    return int(request.param)
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_major: int) -> Iterator[pg_harness.PgServer]:
+    """A cluster of ``pg_major`` with scram-sha-256 auth (or DBOPS_TEST_PG_DSN)."""
     dsn = os.environ.get("DBOPS_TEST_PG_DSN")
-    server = pg_harness.external_server(dsn) if dsn else pg_harness.start_cluster()
+    server = pg_harness.external_server(dsn) if dsn else pg_harness.start_cluster(major=pg_major)
     yield server
     pg_harness.stop_cluster(server)
 
 
 @pytest.fixture(scope="session")
-def pg_tls_server() -> Iterator[pg_harness.PgServer]:
+def pg_tls_server(pg_major: int) -> Iterator[pg_harness.PgServer]:
     """A cluster whose pg_hba accepts TCP clients only over TLS (hostssl)."""
     if os.environ.get("DBOPS_TEST_PG_DSN"):
         pytest.skip("the TLS-only cluster is always local (DBOPS_TEST_PG_DSN is set)")
-    server = pg_harness.start_cluster(tls_required=True)
+    server = pg_harness.start_cluster(tls_required=True, major=pg_major)
     yield server
     pg_harness.stop_cluster(server)
 

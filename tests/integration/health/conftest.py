@@ -31,7 +31,7 @@ MONGO_HEALTH_DIFFERENCES = {
 
 
 @pytest.fixture(scope="session")
-def pg_stats_server() -> Iterator[pg_harness.PgServer]:
+def pg_stats_server(pg_major: int) -> Iterator[pg_harness.PgServer]:
     """A cluster started with pg_stat_statements in shared_preload_libraries."""
     if os.environ.get("DBOPS_TEST_PG_DSN"):
         pytest.skip("the pg_stat_statements cluster is always local (DBOPS_TEST_PG_DSN is set)")
@@ -39,7 +39,8 @@ def pg_stats_server() -> Iterator[pg_harness.PgServer]:
         settings={
             "shared_preload_libraries": "'pg_stat_statements'",
             "pg_stat_statements.track": "all",
-        }
+        },
+        major=pg_major,
     )
     yield server
     pg_harness.stop_cluster(server)
@@ -120,11 +121,11 @@ def background(pg_server: pg_harness.PgServer) -> Iterator[Background]:
 
 
 @pytest.fixture(scope="session")
-def pg_primary_standby() -> Iterator[tuple[pg_harness.PgServer, pg_harness.PgServer]]:
+def pg_primary_standby(pg_major: int) -> Iterator[tuple[pg_harness.PgServer, pg_harness.PgServer]]:
     """A primary and a streaming standby made with pg_basebackup (physical slot ``standby1``)."""
     if os.environ.get("DBOPS_TEST_PG_DSN"):
         pytest.skip("the replication pair is always local (DBOPS_TEST_PG_DSN is set)")
-    primary = pg_harness.start_cluster()
+    primary = pg_harness.start_cluster(major=pg_major)
     standby = None
     try:
         primary.query("SELECT pg_create_physical_replication_slot('standby1')")
@@ -134,6 +135,16 @@ def pg_primary_standby() -> Iterator[tuple[pg_harness.PgServer, pg_harness.PgSer
         if standby is not None:
             pg_harness.stop_cluster(standby)
         pg_harness.stop_cluster(primary)
+
+
+def _basebackup(major: int) -> str:
+    """pg_basebackup of the server's major, else the 18 client tools' (the npm servers ship none;
+    pg_basebackup copies servers of older majors)."""
+    own = pg_harness.bindir_for(major) / "pg_basebackup"
+    tools = pg_harness.client_tools_dir()
+    if own.exists() or tools is None:
+        return str(own)
+    return str(tools / "pg_basebackup")
 
 
 def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
@@ -147,7 +158,7 @@ def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
     env = {**os.environ, "PGPASSWORD": primary.password}
     subprocess.run(
         [
-            str(pg_harness.PG_BINDIR / "pg_basebackup"),
+            _basebackup(primary.major),
             "-h",
             primary.host,
             "-p",
@@ -168,6 +179,13 @@ def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
         env=env,
         **sub,
     )
+    # pg_basebackup -R writes every libpq option it knows into primary_conninfo; one of 17+ writes
+    # options (sslnegotiation, ...) an older server's libpq rejects, so the standby gets its own.
+    auto_conf = datadir / "postgresql.auto.conf"
+    conninfo = (f"host={primary.host} port={primary.port} user={primary.user} "
+                f"password={primary.password} sslmode=disable")
+    lines = [line for line in auto_conf.read_text().splitlines() if not line.startswith("primary_conninfo")]
+    auto_conf.write_text("\n".join([*lines, f"primary_conninfo = '{conninfo}'", ""]))
     port = free_port()
     with (datadir / "postgresql.conf").open("a") as handle:
         # The walreceiver reports cluster_name as its application_name in pg_stat_replication.
@@ -177,7 +195,7 @@ def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
     logfile = base / "server.log"
     result = subprocess.run(
         [
-            str(pg_harness.PG_BINDIR / "pg_ctl"),
+            str(pg_harness.bindir_for(primary.major) / "pg_ctl"),
             "-D",
             str(datadir),
             "-l",
@@ -204,4 +222,5 @@ def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
         datadir=datadir,
         socket_dir=socket_dir,
         pid=pid,
+        major=primary.major,
     )

@@ -82,6 +82,7 @@ def sha256(path: Path) -> str:
 # ---------------------------------------------------------------- the four steps
 
 
+@pytest.mark.pg_matrix
 def test_octopus_check_apply_idempotent_verify(ansible, pg_server, pg_db):
     args = pg_server.params(login_db=pg_db, path=str(FIXTURE))
 
@@ -141,6 +142,7 @@ def test_octopus_check_apply_idempotent_verify(ansible, pg_server, pg_db):
     assert all(r[3] == sha256(FIXTURE / r[2]) and r[4] is True and r[6] == pg_server.user for r in rows)
 
 
+@pytest.mark.pg_matrix
 def test_downgrade_needs_permission_and_undo_scripts(ansible, pg_server, pg_db, tmp_path):
     in_process(pg_server, pg_db, FIXTURE)
     args = pg_server.params(login_db=pg_db, path=str(FIXTURE), target="8")
@@ -316,6 +318,7 @@ def test_repeatable_placeholders_baseline_and_custom_history(ansible, pg_server,
 # ---------------------------------------------------------------- non-transactional, timeouts
 
 
+@pytest.mark.pg_matrix
 def test_failed_non_transactional_migration_blocks_until_repair(ansible, pg_server, pg_db, tmp_path):
     path = write(tmp_path / "m", {
         "V1__table.sql": "CREATE TABLE t (id int, email text);\nINSERT INTO t VALUES (1, 'a'), (2, 'a');",
@@ -393,6 +396,7 @@ def test_session_timeouts_roll_back_the_migration(ansible, pg_server, pg_db, tmp
 # ---------------------------------------------------------------- concurrency
 
 
+@pytest.mark.pg_matrix
 def test_lock_timeout_names_the_holder(ansible, pg_server, pg_db, tmp_path):
     path = write(tmp_path / "m", {"V1__a.sql": "CREATE TABLE a (id int);"})
     keys = pm.lock_keys(pg_db, pm.Settings(path=str(path)))
@@ -428,6 +432,7 @@ except DbopsError as exc:
 """
 
 
+@pytest.mark.pg_matrix
 def test_four_concurrent_runners_apply_each_migration_once(ansible, pg_server, pg_db, tmp_path):
     files = {"V001__counter.sql": "CREATE TABLE applied_log (version int, at timestamptz DEFAULT now());"}
     for n in range(2, 13):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.harness.proc import free_port
 
 
+@pytest.mark.pg_matrix
 def test_superuser_login_reports_server_facts(ansible, pg_server):
     result = ansible.module("pg_ping", pg_server.params())
     assert result.get("failed") is not True, result
@@ -58,6 +61,7 @@ def test_unreachable_host_reports_unavailable_without_failing(ansible, pg_server
     assert f"127.0.0.1:{port}" in result["error"]
 
 
+@pytest.mark.pg_matrix
 def test_tls_required_server_refuses_plain_connection(ansible, pg_tls_server):
     result = ansible.module("pg_ping", pg_tls_server.params(ssl_mode="disable"))
     assert result["failed"] is True

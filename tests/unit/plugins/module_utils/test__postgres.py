@@ -133,3 +133,22 @@ def test_missing_driver_is_reported(monkeypatch):
     with pytest.raises(DbopsError) as info:
         _postgres.connect(params())
     assert info.value.library == "psycopg2"
+
+
+@pytest.mark.parametrize("version_num", [130000, 130023, 150018, 180004])
+def test_supported_server_versions_pass(version_num):
+    _postgres.check_server_version(version_num, "u@h:5432/db")
+
+
+@pytest.mark.parametrize(("version_num", "shown"), [(120022, "12.22"), (110005, "11.5"), (90624, "9.6")])
+def test_servers_before_13_are_refused(version_num, shown):
+    expected = (rf"connect to PostgreSQL at u@h:5432/db: server version {shown} is not supported "
+                r"\(dbops.datastores supports PostgreSQL 13 and newer")
+    with pytest.raises(DbopsError, match=expected):
+        _postgres.check_server_version(version_num, "u@h:5432/db")
+
+
+def test_tls_hint_matches_the_wording_of_13_and_of_14_and_later():
+    for cause in ('no pg_hba.conf entry for host "127.0.0.1", user "u", database "d", SSL off',
+                  'no pg_hba.conf entry for host "127.0.0.1", user "u", database "d", no encryption'):
+        assert "ssl_mode to require" in _postgres.connect_error_message(cause, "t")
