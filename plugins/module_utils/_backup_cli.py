@@ -46,7 +46,7 @@ _BACKUP_KEYS = {
 }
 _RETENTION_KEYS = {"keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
                    "keep_within", "partial_max_age"}
-_VERIFY_KEYS = {"after_backup", "restore_test", "min_interval", "jobs"}
+_VERIFY_KEYS = {"after_backup", "restore_test", "min_interval", "jobs", "scratch_database"}
 _SECTION = {"postgresql": "postgres", "mongodb": "mongodb"}
 
 
@@ -232,6 +232,8 @@ def _verify_one(config: dict[str, Any], conns: dict[str, dict[str, Any]], backup
     try:
         result = ops.verify(config["root"], backup_id=backup_id, engine=engine, database=database,
                             restore_test=restore_test, connections=conns,
+                            # one fixed name lets a least-privilege login write only there
+                            scratch_database=verify_cfg.get("scratch_database") or None,
                             jobs=int(verify_cfg.get("jobs") or 1),
                             min_interval=verify_cfg.get("min_interval"))
         record = result["verification"]
