@@ -164,8 +164,7 @@ def _backup_login(server, name: str, scratch: str) -> dict:
     return server.params(login_user=name, login_password=password, login_database="admin")
 
 
-def test_mongodb_backup_login_backs_up_and_restore_tests_into_the_fixed_scratch_database(mongo_auth_server,
-                                                                                        tmp_path):
+def test_mongodb_backup_login_restore_tests_into_the_fixed_scratch_database(mongo_auth_server, tmp_path):
     server = mongo_auth_server
     database = server.database_name("bklogin")
     scratch = server.database_name("scratch")
