@@ -46,6 +46,7 @@ _VERIFY_SPEC: dict[str, Any] = {
     "restore_test": {"type": "bool", "default": False},
     "min_interval": {"type": "str"},
     "jobs": {"type": "int", "default": 1},
+    "scratch_database": {"type": "str"},
 }
 _DURATIONS = ("min_interval", "keep_within", "partial_max_age")
 
@@ -192,8 +193,8 @@ def check_jobs(jobs: Any, path: str) -> list[dict[str, Any]]:
     return checked
 
 
-def load_config(path: str) -> dict[str, Any]:
-    """Read and validate a JSON (or, with PyYAML installed, YAML) config file."""
+def _read_config(path: str) -> tuple[Any, int]:
+    """The parsed content of a JSON (or, with PyYAML installed, YAML) config file and its mode."""
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -211,6 +212,12 @@ def load_config(path: str) -> dict[str, Any]:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"read config {path}: neither valid JSON nor YAML ({exc})") from exc
+    return data, mode
+
+
+def load_config(path: str) -> dict[str, Any]:
+    """Read and validate a JSON (or, with PyYAML installed, YAML) config file."""
+    data, mode = _read_config(path)
     config = _check_keys(data, _TOP_KEYS, path)
     if not config.get("root"):
         raise ConfigError(f"read config {path}: root (the backup directory) is required")
@@ -314,6 +321,8 @@ def _verify_one(config: dict[str, Any], conns: dict[str, dict[str, Any]], backup
     try:
         result = ops.verify(config["root"], backup_id=backup_id, engine=engine, database=database,
                             restore_test=restore_test, connections=conns,
+                            # one fixed name lets a least-privilege login write only there
+                            scratch_database=verify_cfg.get("scratch_database") or None,
                             jobs=int(verify_cfg.get("jobs") or 1),
                             min_interval=verify_cfg.get("min_interval"))
         record = result["verification"]

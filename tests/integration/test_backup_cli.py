@@ -217,3 +217,46 @@ def test_no_secret_reaches_the_log_line(tmp_path):
     assert proc.returncode == 1 and [b["ok"] for b in line["backups"]] == [False, False]
     for form in (password, json.dumps(password)[1:-1], "pa/ss", "w\\\"or@d"):
         assert form not in proc.stdout + proc.stderr
+
+
+# The MongoDB backup login of docs/security.md: `backup` plus a custom role that may write only the
+# fixed restore-test scratch database (verify.scratch_database).
+_SCRATCH_ACTIONS = ["find", "insert", "update", "remove", "createCollection", "createIndex", "dropCollection",
+                    "dropDatabase", "listCollections", "listIndexes", "collMod", "bypassDocumentValidation",
+                    "collStats", "dbStats"]
+
+
+def _backup_login(server, name: str, scratch: str) -> dict:
+    password = f"{name}-secret"
+    with server.client() as client:
+        role = f"{name}_restore_test"
+        client.admin.command("createRole", role, roles=[], privileges=[
+            {"resource": {"db": scratch, "collection": ""}, "actions": _SCRATCH_ACTIONS}])
+        client.admin.command("createUser", name, pwd=password, roles=["backup", role])
+    return server.params(login_user=name, login_password=password, login_database="admin")
+
+
+def test_mongodb_backup_login_restore_tests_into_the_fixed_scratch_database(mongo_auth_server, tmp_path):
+    server = mongo_auth_server
+    database = server.database_name("bklogin")
+    scratch = server.database_name("scratch")
+    with server.client() as client:
+        bk.create_mongo_seed(client, database, docs=20)
+    login = _backup_login(server, server.database_name("u"), scratch)
+    job = {"mongodb": login, "backups": [{"engine": "mongodb", "database": database}]}
+    _root, config = _config(tmp_path, {**job, "verify": {"restore_test": True, "scratch_database": scratch}})
+
+    code, line = _run("backup", "--config", str(config))
+    assert code == 0 and line["backups"][0]["ok"], line
+    code, line = _run("verify", "--restore-test", "--config", str(config))
+    assert code == 0, line
+    assert [(v["ok"], v["kind"]) for v in line["verifications"]] == [(True, "restore")], line
+    with server.client() as client:
+        assert scratch not in client.list_database_names()  # dropped after the test
+
+    # Without the fixed name the restore test picks dbops_verify_<id>, which this login may not write.
+    config.write_text(json.dumps({"root": str(_root), **job, "verify": {"restore_test": True}}))
+    proc = subprocess.run(bk.cli_command("verify", "--restore-test", "--config", str(config)),
+                          env=bk.cli_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != 0
+    assert "not authorized on dbops_verify_" in proc.stdout + proc.stderr

@@ -118,3 +118,52 @@ def test_health_report_covers_both_hosts():
     assert "End-to-end scenario" in page and 'data-host="pg1"' in page and 'data-host="mongo1"' in page
     secrets = vault()
     assert not any(value in page for value in secrets.values())
+
+
+def test_pg_monitor_reads_no_application_table():
+    # health.yml and status.yml read the statistics views and the history table as the monitor
+    # (test_health_report_covers_both_hosts); the application's tables stay unreadable.
+    assert psql("SELECT has_table_privilege('monitor', 'public.service_instances', 'SELECT')") == "f"
+    cmd = PG.run("runuser -u postgres -- psql -XAt -d octopus_messenger -c %s",
+                 "SET ROLE monitor; SELECT count(*) FROM public.service_instances")
+    assert cmd.rc != 0 and "permission denied for table service_instances" in cmd.stderr
+
+
+BACKUP_PROBE = r"""
+import json, sys
+import pymongo
+from pymongo.errors import OperationFailure
+client = pymongo.MongoClient('127.0.0.1', 27017, username='dbops_backup', password=sys.argv[1],
+                             authSource='admin', directConnection=True)
+db = client.octopus_messenger
+out = {}
+for name, action in [
+    ('read', lambda: db.messages.count_documents({})),
+    ('write', lambda: db.messages.insert_one({'x': 1})),
+    ('drop', lambda: db.messages.drop()),
+    ('create_user', lambda: client.admin.command('createUser', 'intruder', pwd='x', roles=['root'])),
+    ('scratch_write', lambda: client.dbops_verify.probe.insert_one({'x': 1})),
+    ('scratch_drop', lambda: client.drop_database('dbops_verify')),
+]:
+    try:
+        action()
+        out[name] = 'ok'
+    except OperationFailure as exc:
+        out[name] = exc.code
+print(json.dumps(out))
+"""
+
+
+def test_mongodb_backup_login_is_least_privilege():
+    secrets = vault()
+    MONGO.run("cat > /tmp/backup_probe.py <<'EOF'\n" + BACKUP_PROBE + "\nEOF")
+    cmd = MONGO.run("/opt/dbops/mongodb-python/bin/python /tmp/backup_probe.py %s",
+                    secrets["vault_mongodb_backup_password"])
+    assert cmd.rc == 0, cmd.stderr
+    assert json.loads(cmd.stdout) == {"read": "ok", "write": 13, "drop": 13, "create_user": 13,
+                                      "scratch_write": "ok", "scratch_drop": "ok"}
+    # The backup user's credentials file holds the backup login's password, not the administrator's.
+    credentials = MONGO.file("/etc/dbops/credentials/mongodb")
+    assert credentials.mode == 0o600 and credentials.user == "dbbackup"
+    assert secrets["vault_mongodb_admin_password"] not in credentials.content_string
+    assert secrets["vault_mongodb_backup_password"] in credentials.content_string

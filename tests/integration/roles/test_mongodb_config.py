@@ -107,3 +107,70 @@ def test_authorization_off_when_disabled(ansible, tmp_path):
     assert yaml.safe_load(out["conf"])["security"] == {"authorization": "disabled"}
     assert "--auth" not in out["env"]
     assert "--cache-size 256M" in out["env"]
+
+
+def test_tls_disabled_by_default_leaves_no_tls_section(ansible, tmp_path):
+    out = render(ansible, tmp_path, {})
+    assert "tls" not in yaml.safe_load(out["conf"])["net"]
+    assert "--tls" not in out["env"]
+
+
+def test_require_tls_with_ca_and_x509_member_authentication(ansible, tmp_path):
+    out = render(
+        ansible,
+        tmp_path,
+        {
+            "mongodb_bind_ip": ["0.0.0.0"],
+            "mongodb_tls_mode": "requireTLS",
+            "mongodb_tls_certificate_key_file": "/etc/ssl/mongo/server.pem",
+            "mongodb_tls_ca_file": "/etc/ssl/mongo/ca.pem",
+            "mongodb_replication_set_name": "rs0",
+            "mongodb_cluster_auth_mode": "x509",
+        },
+    )
+    conf = yaml.safe_load(out["conf"])
+    assert conf["net"]["tls"] == {
+        "mode": "requireTLS",
+        "certificateKeyFile": "/etc/ssl/mongo/server.pem",
+        "CAFile": "/etc/ssl/mongo/ca.pem",
+        "allowConnectionsWithoutCertificates": True,
+    }
+    # x509 member authentication: no keyfile
+    assert conf["security"] == {"authorization": "enabled", "clusterAuthMode": "x509"}
+    # the bootstrap configuration keeps TLS (only authorization and the bind address change)
+    assert yaml.safe_load(out["boot"])["net"]["tls"]["mode"] == "requireTLS"
+
+
+def test_prefer_tls_keyfile_members_and_client_certificates_required(ansible, tmp_path):
+    out = render(
+        ansible,
+        tmp_path,
+        {
+            "mongodb_tls_mode": "preferTLS",
+            "mongodb_tls_ca_file": "/etc/ssl/mongo/ca.pem",
+            "mongodb_tls_allow_connections_without_certificates": False,
+            "mongodb_replication_set_name": "rs0",
+        },
+    )
+    conf = yaml.safe_load(out["conf"])
+    assert conf["net"]["tls"]["mode"] == "preferTLS"
+    assert conf["net"]["tls"]["certificateKeyFile"] == "/etc/mongodb/tls/server.pem"
+    assert conf["net"]["tls"]["allowConnectionsWithoutCertificates"] is False
+    assert conf["security"] == {"authorization": "enabled", "keyFile": "/etc/mongodb-keyfile"}
+
+
+def test_test_flavour_options_for_require_tls(ansible, tmp_path):
+    out = render(
+        ansible,
+        tmp_path,
+        {
+            "mongodb_tls_mode": "requireTLS",
+            "mongodb_tls_ca_file": "/etc/mongodb/tls/ca.pem",
+            "mongodb_tls_allow_connections_without_certificates": False,
+        },
+    )
+    assert (
+        'MONGOD_OPTS="--host 127.0.0.1 --port 27017 --storage-path /var/lib/mongodb --standalone --auth'
+        " --tls-cert-file /etc/mongodb/tls/server.pem --tls-key-file /etc/mongodb/tls/server.pem"
+        ' --tls-ca-file /etc/mongodb/tls/ca.pem --tls-require-client-cert"' in out["env"]
+    )
