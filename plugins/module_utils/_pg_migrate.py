@@ -73,7 +73,7 @@ class Settings:
         given = params.get("placeholders") or {}
         placeholders = {str(k): "" if v is None else str(v) for k, v in given.items()}
         return cls(
-            path=params["path"],
+            path=params.get("path") or params.get("src") or "",
             target=params.get("target"),
             allow_downgrade=bool(params.get("allow_downgrade")),
             out_of_order=bool(params.get("out_of_order")),
@@ -694,7 +694,8 @@ def _text(version: mig.Version | None) -> str | None:
 def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     """Run pg_migrate; return the module result (``DbopsError`` on failure, with partial results)."""
     settings = Settings.from_params(params)
-    migrations = mig.discover(settings.path, EXTENSIONS)
+    shipped = mig.shipped_contents(params.get("files"), params.get("src"))
+    migrations = mig.discover(settings.path, EXTENSIONS, contents=shipped)
     migrator = Migrator(params, settings)
     applied: list[dict[str, Any]] = []
     try:

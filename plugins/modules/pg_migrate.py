@@ -32,10 +32,23 @@ description:
 options:
   path:
     description:
-      - Directory with the migration files, searched recursively (hidden files are skipped).
-      - The files are read on the managed host.
+      - Directory with the migration files on the managed host, searched recursively (hidden files
+        are skipped).
+      - One of O(path) and O(src) is required.
     type: path
-    required: true
+  src:
+    description:
+      - Directory with the migration files on the controller (relative paths are searched like
+        those of M(ansible.builtin.template)), read by the action plugin with the same rules as
+        O(path) and sent with the module's arguments in one transfer, whatever the number of files.
+      - Nothing is copied to the managed host; a file deleted on the controller is gone for the
+        module at once.
+    type: path
+  files:
+    description:
+      - Set by the action plugin from O(src) (the base64-encoded files by relative name); do not set
+        it yourself.
+    type: dict
   target:
     description:
       - Version to migrate to. C(latest) applies every versioned migration.
@@ -177,6 +190,11 @@ EXAMPLES = r"""
   check_mode: true
   register: preview
 
+- name: Apply the migrations kept next to the playbook (read on the controller, nothing copied)
+  dbops.datastores.pg_migrate:
+    login_db: octopus_messenger
+    src: migrations/octopus
+
 - name: Roll back migration 009 with its undo script
   dbops.datastores.pg_migrate:
     login_db: octopus_messenger
@@ -278,7 +296,9 @@ from ansible_collections.dbops.datastores.plugins.module_utils._module import fa
 def argument_spec() -> dict:
     spec = _postgres.pg_argument_spec()
     spec.update(
-        path={"type": "path", "required": True},
+        path={"type": "path"},
+        src={"type": "path"},
+        files={"type": "dict"},
         target={"type": "str", "default": "latest"},
         allow_downgrade={"type": "bool", "default": False},
         out_of_order={"type": "bool", "default": False},
@@ -300,7 +320,8 @@ def argument_spec() -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_one_of=[("path", "src")], mutually_exclusive=[("path", "src")])
     try:
         result = _pg_migrate.migrate(module.params, module.check_mode)
     except DbopsError as exc:
