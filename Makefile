@@ -8,7 +8,7 @@ export ANSIBLE_NOCOLOR := 1
 export NO_COLOR := 1
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-clean demo-test setup lint ruff ansible-lint argument-specs changelog-lint docs-check build ee-check sanity unit integration molecule test
+.PHONY: demo demo-clean demo-test setup lint ruff ansible-lint argument-specs changelog-lint docs-check build ee-check sanity unit integration molecule test bench
 
 ## The demo: install, start the container dbops-demo, run site.yml and migrate.yml against
 ## inventories/local, print the status. Again: 0 changed. demo-clean removes the container.

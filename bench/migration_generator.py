@@ -42,8 +42,8 @@ def realistic(n: int) -> list[tuple[str, str]]:
         t = tables[-1]
         prev = tables[-2] if len(tables) > 1 else t
         if kind == 1:
-            out.append((f"CREATE INDEX ix{i:04d} ON t{t:04d} (tenant_id, created_at DESC) WHERE status <> 'archived';\n",
-                        f"DROP INDEX ix{i:04d};\n"))
+            out.append((f"CREATE INDEX ix{i:04d} ON t{t:04d} (tenant_id, created_at DESC)"
+                        " WHERE status <> 'archived';\n", f"DROP INDEX ix{i:04d};\n"))
         elif kind == 2:
             join = (f"LEFT JOIN t{prev:04d} p ON p.id = c.parent_id" if prev != t
                     else f"LEFT JOIN t{prev:04d} p ON p.id = c.id")
@@ -85,7 +85,8 @@ SELECT tenant_id, status, count(*)::bigint AS n FROM t{t:04d} GROUP BY tenant_id
 ALTER TABLE s{i:04d} ADD PRIMARY KEY (tenant_id, status);
 """, f"DROP TABLE s{i:04d};\n"))
         else:
-            out.append((f"""CREATE UNIQUE INDEX ux{i:04d} ON t{t:04d} (tenant_id, name) WHERE status = 'active';
+            out.append((f"""CREATE UNIQUE INDEX ux{i:04d} ON t{t:04d} (tenant_id, name)
+    WHERE status = 'active';
 COMMENT ON COLUMN t{t:04d}.payload IS 'free-form; see migration {i}';
 """, f"DROP INDEX ux{i:04d};\n"))
     return out

@@ -26,7 +26,7 @@ synchronous_commit are printed with each phase.
 - pg_migrate in-process: the module's code called from this process (no Ansible).
 - pg_migrate through ``ansible-playbook``: a play with a warm-up ``ping`` (interpreter discovery,
   connection set-up), a second ``ping`` (what any module costs per task) and the pg_migrate task.
-  *Module time* = pg_migrate task − second ping task (durations from the json callback).
+  *Module time* = pg_migrate task - second ping task (durations from the json callback).
 - peers: dbmate (Go binary from npm), yoyo-migrations (PyPI CLI), sqitch (Debian; deploys each
   change through psql).
 """
@@ -59,8 +59,8 @@ DURABILITY = [d for d in os.environ.get("DBOPS_BENCH_DURABILITY", "off,on").spli
 SLOW = ("yoyo", "sqitch")  # minutes per run: once per phase, not REPEAT times
 
 # Tables the tools keep their history in (left out of the schema comparison).
-TOOL_TABLES = ("dbops_schema_history", "floor_history", "schema_migrations", "_yoyo_log", "_yoyo_migration",
-               "_yoyo_version", "yoyo_lock")
+TOOL_TABLES = ("dbops_schema_history", "floor_history", "schema_migrations", "_yoyo_log",
+               "_yoyo_migration", "_yoyo_version", "yoyo_lock")
 
 CATALOG_SQL = r"""
 SELECT 'column', c.relname || '.' || a.attname,
@@ -166,11 +166,13 @@ class Bench:
             cur.execute("SELECT pg_reload_conf()")
         conn.close()
         time.sleep(0.5)
-        shown = self.server.query("SELECT current_setting('fsync'), current_setting('synchronous_commit'),"
-                                  " current_setting('full_page_writes'), current_setting('wal_sync_method')")[0]
+        shown = self.server.query(
+            "SELECT current_setting('fsync'), current_setting('synchronous_commit'),"
+            " current_setting('full_page_writes'), current_setting('wal_sync_method')")[0]
         if shown[0] != value or shown[1] != value:
             raise RuntimeError(f"the server did not take fsync/synchronous_commit = {value}: {shown}")
-        return f"fsync={shown[0]} synchronous_commit={shown[1]} full_page_writes={shown[2]} wal_sync_method={shown[3]}"
+        return (f"fsync={shown[0]} synchronous_commit={shown[1]} full_page_writes={shown[2]}"
+                f" wal_sync_method={shown[3]}")
 
     # ---- checks
 
@@ -195,7 +197,8 @@ class Bench:
 
         def make(db: str) -> Callable[[], object]:
             def migrate() -> None:
-                conn = psycopg2.connect(host=s.host, port=s.port, user=s.user, password=s.password, dbname=db)
+                conn = psycopg2.connect(host=s.host, port=s.port, user=s.user, password=s.password,
+                                        dbname=db)
                 conn.autocommit = True
                 sums = {i: hashlib.sha256(p.read_bytes()).hexdigest() for i, p in enumerate(w.files, 1)}
                 with conn.cursor() as cur:
@@ -249,7 +252,8 @@ class Bench:
                 result = self.ansible.playbook(book)
                 wall = time.perf_counter() - started
                 if result.rc != 0 or result.data is None:
-                    raise RuntimeError(f"ansible-playbook failed: {result.stdout[-3000:]}\n{result.stderr[-2000:]}")
+                    raise RuntimeError(f"ansible-playbook failed: {result.stdout[-3000:]}\n"
+                                       f"{result.stderr[-2000:]}")
                 entry = {"wall": wall}
                 for play in result.data["plays"]:
                     for task in play["tasks"]:
@@ -328,7 +332,8 @@ class Bench:
         settings = self.durability(mode)
         print(f"\n== {w.name}: {w.n} migrations, durability {mode}: {settings}", flush=True)
         times_ansible: dict[str, list[dict[str, float]]] = {"scratch": [], "noop": []}
-        tools: list[Tool] = [self.floor(w), self.pg_migrate_in_process(w), self.pg_migrate_ansible(w, times_ansible)]
+        tools: list[Tool] = [self.floor(w), self.pg_migrate_in_process(w),
+                             self.pg_migrate_ansible(w, times_ansible)]
         for peer in PEERS:
             tool = getattr(self, peer)(w)
             if isinstance(tool, str):
@@ -353,32 +358,37 @@ class Bench:
                 elif dump != reference:
                     raise RuntimeError(f"{tool.name} left a different schema or data in {db} than the floor")
                 times[tool.name]["noop"].append(timed(fn))
+        digest = hashlib.sha256((reference or "").encode()).hexdigest()[:12]
         print(f"  checked: every tool recorded {w.n} migrations and left the same catalog and data"
-              f" ({len(reference or '')} bytes of dump, sha256 {hashlib.sha256((reference or '').encode()).hexdigest()[:12]})")
+              f" ({len(reference or '')} bytes of dump, sha256 {digest})")
         for tool in tools:
             self.add(w, mode, tool.name, min(times[tool.name]["scratch"]), min(times[tool.name]["noop"]),
-                     f"best of {len(times[tool.name]['scratch'])}")
+                     note=f"best of {len(times[tool.name]['scratch'])}")
         best = {k: min(v, key=lambda t: t["pg_migrate"]) for k, v in times_ansible.items()}
         ping = min(t["ping"] for v in times_ansible.values() for t in v)
         start_up = min(t["wall"] - t["warm-up"] - t["ping"] - t["pg_migrate"] - t["count"]
                        for v in times_ansible.values() for t in v)
-        self.add(w, mode, "  ansible-playbook start-up and warm-up ping", start_up, None, "")
-        self.add(w, mode, "  ping task (any module's per-task cost)", ping, ping, "")
+        warm = min(t["warm-up"] for v in times_ansible.values() for t in v)
+        self.add(w, mode, "  ansible-playbook start-up (wall - tasks)", start_up, start_up)
+        self.add(w, mode, "  warm-up ping task (interpreter discovery)", warm, warm)
+        self.add(w, mode, "  ping task (any module's per-task cost)", ping, ping)
         self.add(w, mode, "  pg_migrate task", best["scratch"]["pg_migrate"], best["noop"]["pg_migrate"],
-                 f"applied {best['scratch']['applied']} / {best['noop']['applied']}")
+                 note=f"applied {best['scratch']['applied']} / {best['noop']['applied']}")
         module = (best["scratch"]["pg_migrate"] - ping, best["noop"]["pg_migrate"] - ping)
-        self.add(w, mode, "pg_migrate module time (task - ping)", module[0], module[1], "")
+        self.add(w, mode, "pg_migrate module time (task - ping)", module[0], module[1])
         floor = min(times[tools[0].name]["scratch"])
         print(f"  pg_migrate module time / floor, from scratch: {module[0] / floor:.2f}x;"
               f" no-op module time {module[1]:.3f}s (goal < 0.3 s)")
         for tool in tools[3:]:
             peer = min(times[tool.name]["scratch"])
             peer_noop = min(times[tool.name]["noop"])
-            print(f"  {tool.name}: from scratch {peer:.2f}s = {peer / module[0]:.2f}x pg_migrate's module time"
+            print(f"  {tool.name}: from scratch {peer:.2f}s = {peer / module[0]:.2f}x pg_migrate's"
+                  " module time"
                   f" ({'pg_migrate faster or equal' if module[0] <= peer else 'pg_migrate SLOWER'});"
                   f" no-op {peer_noop:.3f}s")
 
-    def add(self, w: Workload, mode: str, name: str, scratch: float | None, noop: float | None, note: str) -> None:
+    def add(self, w: Workload, mode: str, name: str, scratch: float | None, noop: float | None, *,
+            note: str = "") -> None:
         self.rows.append((w.name, mode, name, scratch, noop, note))
         print(f"  {name:<50} scratch {_fmt(scratch)}  no-op {_fmt(noop)}  {note}", flush=True)
 

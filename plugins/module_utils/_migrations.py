@@ -261,13 +261,14 @@ def build_set(migrations: Sequence[Migration], source: str = "(migrations)",
 
 
 def _migration(script: str, data: bytes, path: str | None, extensions: Sequence[str],
-               problems: list[str]) -> Migration | None:
+               problems: list[str], *, parsed: ParsedName | None = None) -> Migration | None:
     """One file as a migration; ``None`` for another extension or a bad name (added to problems)."""
-    try:
-        parsed = parse_name(script.rpartition("/")[2], extensions)
-    except ValueError as exc:
-        problems.append(f"{script}: unparsable migration name ({exc})")
-        return None
+    if parsed is None:
+        try:
+            parsed = parse_name(script.rpartition("/")[2], extensions)
+        except ValueError as exc:
+            problems.append(f"{script}: unparsable migration name ({exc})")
+            return None
     if parsed is None:
         return None
     return Migration(parsed.kind, parsed.version, parsed.description, script, checksum(data), data, path)
@@ -330,16 +331,19 @@ def discover(directory: str, extensions: Sequence[str], recursive: bool = True,
     problems: list[str] = []
     for root, dirs, files in os.walk(source):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        relative = os.path.relpath(root, source).replace(os.sep, "/")
+        prefix = "" if relative == "." else relative + "/"
         for name in sorted(files):
             if name.startswith("."):
                 continue
             path = os.path.join(root, name)
-            script = os.path.relpath(path, source).replace(os.sep, "/")
+            script = prefix + name
             try:
-                if parse_name(name, extensions) is None:
-                    continue
+                parsed = parse_name(name, extensions)
             except ValueError as exc:
                 problems.append(f"{script}: unparsable migration name ({exc})")
+                continue
+            if parsed is None:
                 continue
             try:
                 with open(path, "rb") as handle:
@@ -347,7 +351,7 @@ def discover(directory: str, extensions: Sequence[str], recursive: bool = True,
             except OSError as exc:
                 problems.append(f"{script}: cannot read ({exc.strerror or exc})")
                 continue
-            migration = _migration(script, data, path, extensions, problems)
+            migration = _migration(script, data, path, extensions, problems, parsed=parsed)
             if migration is not None:
                 migrations.append(migration)
     if not migrations and not problems:
