@@ -55,6 +55,8 @@ numerically part by part (``1.10`` > ``1.9``, ``009`` == ``9``, ``1.0`` == ``1``
 - ``Plan``: ``steps``, ``version_before``, ``version_after`` (``None`` for an empty database),
   ``pending`` (scripts of versioned migrations still not applied once the plan has run, e.g. above
   a lower target), ``changed`` and ``to_dicts()``.
+- ``compact_steps(steps, limit=APPLIED_DETAIL_LIMIT)``: a module's ``applied`` list with the steps
+  after the first ``limit`` (100) reduced to ``action``, ``version``, ``script``, ``execution_ms``.
 - ``history_state(history) -> HistoryState``: the effective state (applied versions, current
   version, baseline, last checksum per repeatable, failed rows) that :func:`plan` works from.
 """
@@ -584,6 +586,20 @@ def _undo_steps(migrations: MigrationSet, state: HistoryState, target: Version, 
             continue
         steps.append(Step(ACTION_UNDO, version, row.description, runner.script, runner.checksum, runner))
     return steps
+
+
+# Steps reported in full in a module's ``applied`` result; later ones keep only COMPACT_KEYS.
+APPLIED_DETAIL_LIMIT = 100
+COMPACT_KEYS = ("action", "version", "script", "execution_ms")
+
+
+def compact_steps(steps: Sequence[dict[str, Any]], limit: int = APPLIED_DETAIL_LIMIT) -> list[dict[str, Any]]:
+    """``steps`` with every step after the first ``limit`` reduced to :data:`COMPACT_KEYS`.
+
+    Keeps the result of a big run (a thousand migrations) small; the history table has the rest.
+    """
+    return [dict(step) if number < limit else {key: step.get(key) for key in COMPACT_KEYS}
+            for number, step in enumerate(steps)]
 
 
 def _fail(source: str, problems: list[str]) -> DbopsError:

@@ -719,15 +719,17 @@ def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
             result["plan"] = [scripts[id(s)].to_dict(with_sql=True) if id(s) in scripts else s.to_dict()
                               for s in plan.steps]
             result["applied"] = []
+            result["applied_count"] = 0
             return result
         migrator.ensure_history_table()
         for step in plan.steps:
             script = scripts.get(id(step))
             applied.append(migrator.run_script(script) if script else migrator.run_bookkeeping(step))
-        result["applied"] = applied
+        result["applied"] = mig.compact_steps(applied)
+        result["applied_count"] = len(applied)
         return result
     except DbopsError as exc:
-        exc.details.setdefault("applied", applied)
+        exc.details.setdefault("applied", mig.compact_steps(applied))
         if applied:
             exc.details["changed"] = True
             try:

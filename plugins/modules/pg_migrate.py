@@ -229,7 +229,10 @@ version:
   type: str
   sample: "9"
 applied:
-  description: Steps that ran, in order, with their wall time.
+  description:
+    - Steps that ran, in order, with their wall time.
+    - In a big run only the first 100 steps are listed in full; the later ones have only
+      C(action), C(version), C(script) and C(execution_ms) (the history table has the rest).
   returned: always
   type: list
   elements: dict
@@ -248,6 +251,11 @@ pending:
   type: list
   elements: str
   sample: [V010__archive_partitions.sql]
+applied_count:
+  description: Number of steps that ran (the length of RV(applied)).
+  returned: success
+  type: int
+  sample: 1
 plan:
   description:
     - Ordered steps that would run (C(repair), C(baseline), C(undo), C(apply), C(repeatable)), each
