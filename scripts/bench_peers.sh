@@ -22,7 +22,8 @@ if [ ! -x "$dbmate" ] || [ "$("$dbmate" --version 2>/dev/null | awk '{print $NF}
 fi
 
 yoyo="$peers/yoyo/bin/yoyo"
-if [ ! -x "$yoyo" ] || ! "$peers/yoyo/bin/pip" show yoyo-migrations 2>/dev/null | grep -qx "Version: $YOYO_VERSION"; then
+installed=$("$peers/yoyo/bin/pip" show yoyo-migrations 2>/dev/null || true)
+if [ ! -x "$yoyo" ] || ! grep -qx "Version: $YOYO_VERSION" <<<"$installed"; then
   log "installing yoyo-migrations $YOYO_VERSION from PyPI"
   python3 -m venv "$peers/yoyo"
   "$peers/yoyo/bin/pip" install -q "yoyo-migrations==$YOYO_VERSION" "psycopg2-binary==2.9.13" >&2
