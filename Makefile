@@ -83,7 +83,7 @@ molecule: setup
 ## The full suite, in order. CI runs exactly this.
 test: setup lint sanity unit integration molecule demo-test
 
-## Benchmarks: install the peer tools (pinned, idempotent; scripts/bench_peers.sh), then compare
+## Benchmarks (after make setup): install the peer tools (pinned, idempotent; scripts/bench_peers.sh), then compare
 ## pg_migrate with them (see docs/benchmarks.md).
-bench: setup
+bench:
 	env $$(bash scripts/bench_peers.sh) .venv/bin/python -m bench.pg_migrate_bench
