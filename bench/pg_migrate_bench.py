@@ -177,17 +177,24 @@ class Bench:
     # ---- checks
 
     def catalog(self, db: str) -> str:
-        rows = self.server.query(CATALOG_SQL, {"tool": list(TOOL_TABLES)}, dbname=db)
-        tables = [r[0] for r in self.server.query(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> ALL (%s) ORDER BY 1",
-            (list(TOOL_TABLES),), dbname=db)]
-        data = []
-        for table in tables:
-            digest = self.server.query(
-                f"SELECT count(*), md5(coalesce(string_agg(r, ',' ORDER BY r), ''))"
-                f" FROM (SELECT (to_jsonb(x) - 'created_at')::text AS r FROM {table} x) s", dbname=db)[0]
-            data.append(f"data {table} {digest[0]} {digest[1]}")
+        """The catalog of schema ``public`` and a digest of each table's rows, on one connection."""
+        conn = self.server.connect(db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(CATALOG_SQL, {"tool": list(TOOL_TABLES)})
+                rows = cur.fetchall()
+                cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                            " WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> ALL (%s)"
+                            " ORDER BY 1", (list(TOOL_TABLES),))
+                tables = [r[0] for r in cur.fetchall()]
+                data = []
+                for table in tables:
+                    cur.execute(f"SELECT count(*), md5(coalesce(string_agg(r, ',' ORDER BY r), ''))"
+                                f" FROM (SELECT (to_jsonb(x) - 'created_at')::text AS r FROM {table} x) s")
+                    count, digest = cur.fetchone()
+                    data.append(f"data {table} {count} {digest}")
+        finally:
+            conn.close()
         return "\n".join("\t".join(str(v) for v in row) for row in rows) + "\n" + "\n".join(data)
 
     # ---- tools
