@@ -15,6 +15,7 @@ from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
 
 
 def read_directory(directory: str, extensions: tuple[str, ...]) -> dict[str, str]:
@@ -45,13 +46,17 @@ def read_directory(directory: str, extensions: tuple[str, ...]) -> dict[str, str
 
 
 class MigrationAction(ActionBase):
-    """Runs the module named by ``MODULE``; with ``src`` it first reads the files on the controller."""
+    """Runs the module named by ``MODULE``; with ``src`` it first reads the files on the controller.
+
+    Otherwise it behaves as ``ansible.builtin.normal`` (check mode, async, module_defaults of the
+    action groups, which ansible-core merges into the task's arguments before the plugin runs).
+    """
 
     MODULE = ""
     EXTENSIONS: tuple[str, ...] = ()
     TRANSFERS_FILES = False
     _supports_check_mode = True
-    _supports_async = False
+    _supports_async = True
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -66,7 +71,11 @@ class MigrationAction(ActionBase):
             args["src"] = directory
             args["files"] = read_directory(directory, self.EXTENSIONS)
             count = len(args["files"])
-        result.update(self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars))
+        wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+        result = merge_hash(result, self._execute_module(module_name=self.MODULE, module_args=args,
+                                                         task_vars=task_vars, wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
         module_args = result.get("invocation", {}).get("module_args")
         if count is not None and isinstance(module_args, dict) and "files" in module_args:
             module_args["files"] = f"({count} files read from src)"
