@@ -8,7 +8,7 @@ export ANSIBLE_NOCOLOR := 1
 export NO_COLOR := 1
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-clean demo-test setup setup-pg integration-matrix integration-all-majors lint ruff ansible-lint argument-specs changelog-lint docs-check docs-lint alert-rules docs build ee-check sanity unit integration molecule test
+.PHONY: demo demo-clean demo-test setup setup-pg integration-matrix integration-all-majors lint ruff ansible-lint argument-specs changelog-lint docs-check docs-lint alert-rules docs build ee-check sanity unit integration molecule test bench
 
 ## The demo: install, start the container dbops-demo, run site.yml and migrate.yml against
 ## inventories/local, print the status. Again: 0 changed. demo-clean removes the container.
@@ -110,3 +110,8 @@ molecule: setup
 
 ## The full suite, in order. CI runs exactly this.
 test: setup lint sanity unit integration integration-matrix molecule demo-test
+
+## Benchmarks (after make setup): install the peer tools (pinned, idempotent; scripts/bench_peers.sh), then compare
+## pg_migrate with them (see docs/benchmarks.md).
+bench:
+	env $$(bash scripts/bench_peers.sh) .venv/bin/python -m bench.pg_migrate_bench

@@ -1,30 +1,34 @@
-"""pg_migrate against a plain-psycopg2 floor and peer migration tools.
+"""pg_migrate against a one-message-per-migration psycopg2 floor and peer migration tools.
 
-Run from the repository root::
+Run from the repository root (``make bench`` installs the peers first, see scripts/bench_peers.sh)::
 
-    .venv/bin/python -m bench.pg_migrate_bench
+    make bench
+    env $(bash scripts/bench_peers.sh) .venv/bin/python -m bench.pg_migrate_bench
 
-Environment: DBOPS_BENCH_MIGRATIONS (default 1000), DBOPS_BENCH_REPEAT (runs per tool, best
-kept, default 2), DBOPS_BENCH_SCRIPT_LOOP (files for the postgresql_script loop, default 100),
-DBOPS_BENCH_PEERS (default ``yoyo,dbmate,sqitch,script``; empty for none).
+Environment: DBOPS_BENCH_TINY (tiny migrations, default 1000), DBOPS_BENCH_REALISTIC (realistic
+migrations from bench/migration_generator.py, default 300), DBOPS_BENCH_REPEAT (rounds for the
+floor, pg_migrate and dbmate, best kept, default 2; the slow peers run once),
+DBOPS_BENCH_PEERS (default ``dbmate,yoyo,sqitch``; empty for none), DBOPS_BENCH_DURABILITY
+(default ``off,on``: the server's fsync / synchronous_commit / full_page_writes for each phase),
+DBOPS_BENCH_DBMATE / DBOPS_BENCH_YOYO (binaries; printed by scripts/bench_peers.sh).
 
-Workload: N (default 1,000) small migrations, each ``CREATE TABLE`` + one ``INSERT``, applied to
-an empty database ("from scratch"), then a second run with all of them applied ("no-op").
-Every tool gets a fresh database on the same throwaway PostgreSQL 15 cluster (the test
-harness's: fsync off, so commit cost does not drown the tools' own overhead).
+Every tool gets a fresh database on the same PostgreSQL 15 cluster and applies the same SQL from
+scratch, one transaction per migration with its history row, then runs again with everything
+applied (no-op). After the scratch run the bench dumps the database's catalog (tables, columns,
+constraints, indexes, views, functions, triggers, comments) and its data (rows without the
+``created_at`` timestamps) and fails unless every tool produced the same dump as the floor, and
+checks that each tool recorded every migration in its history. The server's fsync and
+synchronous_commit are printed with each phase.
 
-- floor: one psycopg2 connection; per file: read, execute, insert a history row, commit.
-  Its no-op run: connect, read and hash the files, read the history.
-- pg_migrate: through real ``ansible-playbook``, a play with an ``ansible.builtin.ping`` task and
-  the pg_migrate task. Task durations come from the json callback: ansible-playbook's start-up is
-  the wall time minus the tasks, the ping task is what any module costs (interpreter start,
-  AnsiballZ), and "module time" is the pg_migrate task minus the ping task. The module's code is
-  also timed in-process.
-- peers (when installed): yoyo-migrations (PyPI), dbmate (npm; set DBOPS_BENCH_DBMATE to the
-  binary, default ``dbmate`` on PATH or /tmp/dbops-bench-peers/node_modules/.bin/dbmate),
-  sqitch (Debian ``sqitch`` + ``libdbd-pg-perl``; runs each script through psql), and
-  community.postgresql.postgresql_script in a loop (timed on DBOPS_BENCH_SCRIPT_LOOP files,
-  default 100, and scaled to N; it keeps no history, so it has no no-op run).
+- floor: one psycopg2 connection; per migration one message ``BEGIN; <script>; INSERT history;
+  COMMIT`` (one round trip, the least any tool can do with one transaction per migration). Its
+  no-op run connects, reads and hashes the files and reads the history.
+- pg_migrate in-process: the module's code called from this process (no Ansible).
+- pg_migrate through ``ansible-playbook``: a play with a warm-up ``ping`` (interpreter discovery,
+  connection set-up), a second ``ping`` (what any module costs per task) and the pg_migrate task.
+  *Module time* = pg_migrate task - second ping task (durations from the json callback).
+- peers: dbmate (Go binary from npm), yoyo-migrations (PyPI CLI), sqitch (Debian; deploys each
+  change through psql).
 """
 
 from __future__ import annotations
@@ -43,19 +47,53 @@ from pathlib import Path
 
 import psycopg2
 
+from bench.migration_generator import realistic, tiny
 from tests.harness import pg as pg_harness
 from tests.harness.runner import COLLECTIONS_PATH, AnsibleRunner, ensure_collection_link
 
-N = int(os.environ.get("DBOPS_BENCH_MIGRATIONS", "1000"))
-SCRIPT_LOOP = int(os.environ.get("DBOPS_BENCH_SCRIPT_LOOP", "100"))
+TINY = int(os.environ.get("DBOPS_BENCH_TINY", "1000"))
+REALISTIC = int(os.environ.get("DBOPS_BENCH_REALISTIC", "300"))
 REPEAT = int(os.environ.get("DBOPS_BENCH_REPEAT", "2"))
-PEERS = os.environ.get("DBOPS_BENCH_PEERS", "yoyo,dbmate,sqitch,script").split(",")
-PEERS_DIR = Path("/tmp/dbops-bench-peers/node_modules/.bin")
+PEERS = [p for p in os.environ.get("DBOPS_BENCH_PEERS", "dbmate,yoyo,sqitch").split(",") if p]
+DURABILITY = [d for d in os.environ.get("DBOPS_BENCH_DURABILITY", "off,on").split(",") if d]
+SLOW = ("yoyo", "sqitch")  # minutes per run: once per phase, not REPEAT times
 
+# Tables the tools keep their history in (left out of the schema comparison).
+TOOL_TABLES = ("dbops_schema_history", "floor_history", "schema_migrations", "_yoyo_log",
+               "_yoyo_migration", "_yoyo_version", "yoyo_lock")
 
-def migration_sql(i: int) -> str:
-    return (f"CREATE TABLE t{i:04d} (id int PRIMARY KEY, note text);\n"
-            f"INSERT INTO t{i:04d} VALUES (1, 'migration {i}');\n")
+CATALOG_SQL = r"""
+SELECT 'column', c.relname || '.' || a.attname,
+       format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' '
+       || coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ' ' || a.attidentity::text
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+  AND c.relname <> ALL (%(tool)s)
+UNION ALL
+SELECT 'constraint', c.relname || '.' || k.conname, pg_get_constraintdef(k.oid)
+FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relname <> ALL (%(tool)s)
+UNION ALL
+SELECT 'index', indexname, indexdef FROM pg_indexes
+WHERE schemaname = 'public' AND tablename <> ALL (%(tool)s)
+UNION ALL
+SELECT 'view', viewname, definition FROM pg_views WHERE schemaname = 'public'
+UNION ALL
+SELECT 'function', p.proname, pg_get_functiondef(p.oid)
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+UNION ALL
+SELECT 'trigger', t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t
+JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND NOT t.tgisinternal
+UNION ALL
+SELECT 'comment', c.relname || '.' || coalesce(a.attname, ''), d.description
+FROM pg_description d JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid AND d.objsubid > 0
+WHERE n.nspname = 'public'
+ORDER BY 1, 2, 3
+"""
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -64,277 +102,323 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False,
                           stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stdout[-2000:]}\n"
                            f"{proc.stderr[-2000:]}")
+    return proc.stdout
 
 
 def _fmt(value: float | None) -> str:
     return f"{value:8.3f}s" if value is not None else "     n/a"
 
 
+class Tool:
+    """One contender: ``make(db)`` returns the run; ``history(db)`` counts its recorded migrations."""
+
+    def __init__(self, name: str, make: Callable[[str], Callable[[], object]],
+                 history: Callable[[str], int], slow: bool = False) -> None:
+        self.name, self.make, self.history, self.slow = name, make, history, slow
+
+
+class Workload:
+    """One set of migrations written in each tool's layout."""
+
+    def __init__(self, name: str, migrations: list[tuple[str, str]], work: Path) -> None:
+        self.name = name
+        self.migrations = migrations
+        self.n = len(migrations)
+        self.root = work / name
+        self.flyway = self.root / "flyway"  # V<n>__m.sql: pg_migrate, floor, yoyo
+        self.flyway.mkdir(parents=True)
+        for i, (up, _down) in enumerate(migrations, 1):
+            (self.flyway / f"V{i:04d}__m.sql").write_text(up)
+        self.files = sorted(self.flyway.iterdir())
+
+
 class Bench:
     def __init__(self, server: pg_harness.PgServer, work: Path) -> None:
         self.server = server
         self.work = work
-        self.results: dict[str, dict[str, float | str | None]] = {}
-        self.flyway = work / "flyway"  # V<n>__m.sql: pg_migrate, floor, yoyo
-        self.flyway.mkdir()
-        for i in range(1, N + 1):
-            (self.flyway / f"V{i:04d}__m.sql").write_text(migration_sql(i))
-        self.files = sorted(self.flyway.iterdir())
         self.ansible = AnsibleRunner(work / "ansible")
-        self.tools: list[tuple[str, Callable[[str], Callable[[], object]], str]] = []
-        self.ansible_times: dict[str, list[dict[str, float]]] = {"scratch": [], "noop": []}
+        self.rows: list[tuple[str, str, str, float | None, float | None, str]] = []
+        self.dbmate_bin = os.environ.get("DBOPS_BENCH_DBMATE") or shutil.which("dbmate")
+        self.yoyo_bin = os.environ.get("DBOPS_BENCH_YOYO") or shutil.which("yoyo")
+        self.sqitch_bin = shutil.which("sqitch")
 
     def url(self, db: str, scheme: str = "postgresql") -> str:
         s = self.server
         return f"{scheme}://{s.user}:{s.password}@{s.host}:{s.port}/{db}"
 
-    def record(self, name: str, scratch: float | None, noop: float | None, note: str = "") -> None:
-        self.results[name] = {"scratch": scratch, "noop": noop, "note": note}
-        print(f"{name:<44} scratch {_fmt(scratch)}  no-op {_fmt(noop)}  {note}", flush=True)
+    def count(self, db: str, sql: str) -> int:
+        return int(self.server.query(sql, dbname=db)[0][0])
 
-    def measure(self, name: str, make: Callable[[str], Callable[[], object]], note: str = "") -> None:
-        """Register a tool: ``make(db)`` returns the run; it runs from scratch, then again (no-op)."""
-        self.tools.append((name, make, note))
+    # ---- server settings
 
-    def run_all(self) -> None:
-        """REPEAT rounds over every tool (round-robin, so load changes hit all alike); best kept."""
-        times: dict[str, dict[str, list[float]]] = {
-            name: {"scratch": [], "noop": []} for name, _make, _note in self.tools
-        }
-        for _round in range(REPEAT):
-            for name, make, _note in self.tools:
-                fn = make(self.server.create_database("bench"))
-                times[name]["scratch"].append(timed(fn))
-                times[name]["noop"].append(timed(fn))
-        for name, _make, note in self.tools:
-            self.record(name, min(times[name]["scratch"]), min(times[name]["noop"]), note)
+    def durability(self, mode: str) -> str:
+        value = "on" if mode == "on" else "off"
+        conn = self.server.connect()
+        with conn.cursor() as cur:
+            for name in ("fsync", "synchronous_commit", "full_page_writes"):
+                cur.execute(f"ALTER SYSTEM SET {name} = {value}")
+            cur.execute("SELECT pg_reload_conf()")
+        conn.close()
+        time.sleep(0.5)
+        shown = self.server.query(
+            "SELECT current_setting('fsync'), current_setting('synchronous_commit'),"
+            " current_setting('full_page_writes'), current_setting('wal_sync_method')")[0]
+        if shown[0] != value or shown[1] != value:
+            raise RuntimeError(f"the server did not take fsync/synchronous_commit = {value}: {shown}")
+        return (f"fsync={shown[0]} synchronous_commit={shown[1]} full_page_writes={shown[2]}"
+                f" wal_sync_method={shown[3]}")
 
-    # ---- floor
+    # ---- checks
 
-    def floor(self, db: str) -> Callable[[], object]:
+    def catalog(self, db: str) -> str:
+        """The catalog of schema ``public`` and a digest of each table's rows, on one connection."""
+        conn = self.server.connect(db)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(CATALOG_SQL, {"tool": list(TOOL_TABLES)})
+                rows = cur.fetchall()
+                cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                            " WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> ALL (%s)"
+                            " ORDER BY 1", (list(TOOL_TABLES),))
+                tables = [r[0] for r in cur.fetchall()]
+                data = []
+                for table in tables:
+                    cur.execute(f"SELECT count(*), md5(coalesce(string_agg(r, ',' ORDER BY r), ''))"
+                                f" FROM (SELECT (to_jsonb(x) - 'created_at')::text AS r FROM {table} x) s")
+                    count, digest = cur.fetchone()
+                    data.append(f"data {table} {count} {digest}")
+        finally:
+            conn.close()
+        return "\n".join("\t".join(str(v) for v in row) for row in rows) + "\n" + "\n".join(data)
+
+    # ---- tools
+
+    def floor(self, w: Workload) -> Tool:
         s = self.server
 
-        def migrate() -> None:
-            conn = psycopg2.connect(host=s.host, port=s.port, user=s.user, password=s.password, dbname=db)
-            checksums = {i: hashlib.sha256(p.read_bytes()).hexdigest() for i, p in enumerate(self.files, 1)}
-            with conn.cursor() as cur:
-                cur.execute("CREATE TABLE IF NOT EXISTS history (version int PRIMARY KEY,"
-                            " checksum text NOT NULL, installed_on timestamptz NOT NULL DEFAULT now())")
-                cur.execute("SELECT version, checksum FROM history")
-                applied = dict(cur.fetchall())
-            conn.commit()
-            for i, path in enumerate(self.files, 1):
-                if i in applied:
-                    continue
+        def make(db: str) -> Callable[[], object]:
+            def migrate() -> None:
+                conn = psycopg2.connect(host=s.host, port=s.port, user=s.user, password=s.password,
+                                        dbname=db)
+                conn.autocommit = True
+                sums = {i: hashlib.sha256(p.read_bytes()).hexdigest() for i, p in enumerate(w.files, 1)}
                 with conn.cursor() as cur:
-                    cur.execute(path.read_text())
-                    cur.execute("INSERT INTO history (version, checksum) VALUES (%s, %s)", (i, checksums[i]))
-                conn.commit()
-            conn.close()
+                    cur.execute("CREATE TABLE IF NOT EXISTS floor_history (version int PRIMARY KEY,"
+                                " checksum text NOT NULL, installed_on timestamptz NOT NULL DEFAULT now())")
+                    cur.execute("SELECT version, checksum FROM floor_history")
+                    applied = dict(cur.fetchall())
+                    for i, path in enumerate(w.files, 1):
+                        if i in applied:
+                            continue
+                        insert = cur.mogrify("INSERT INTO floor_history (version, checksum) VALUES (%s, %s)",
+                                             (i, sums[i])).decode()
+                        cur.execute(f"BEGIN;\n{path.read_text()}\n;{insert}; COMMIT")
+                conn.close()
+            return migrate
 
-        return migrate
+        return Tool("floor (psycopg2, one message per migration)", make,
+                    lambda db: self.count(db, "SELECT count(*) FROM floor_history"))
 
-    # ---- pg_migrate
+    def pg_migrate_history(self, db: str) -> int:
+        return self.count(db, "SELECT count(*) FROM dbops_schema_history WHERE success")
 
-    def playbook(self, name: str, tasks: list[dict]) -> Path:
-        path = self.work / f"{name}.yml"
-        path.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
-        return path
-
-    def ansible_run(self, playbook: Path) -> dict[str, float]:
-        """Run a playbook; return its wall time and each task's duration (from the json callback)."""
-        started = time.perf_counter()
-        result = self.ansible.playbook(playbook)
-        wall = time.perf_counter() - started
-        if result.rc != 0 or result.data is None:
-            raise RuntimeError(f"ansible-playbook failed: {result.stdout[-3000:]}\n{result.stderr[-2000:]}")
-        times = {"wall": wall}
-        for play in result.data["plays"]:
-            for task in play["tasks"]:
-                duration = task["task"]["duration"]
-                start = datetime.fromisoformat(duration["start"].replace("Z", "+00:00"))
-                end = datetime.fromisoformat(duration["end"].replace("Z", "+00:00"))
-                times[task["task"]["name"]] = (end - start).total_seconds()
-        return times
-
-    def pg_migrate_ansible(self, db: str) -> Callable[[], object]:
-        """A play with a ping task and the pg_migrate task; task durations kept for ansible_report()."""
-        params = self.server.params(login_db=db, path=str(self.flyway))
-        book = self.playbook(f"pg_migrate_{db}", [
-            {"name": "ping", "ansible.builtin.ping": {}},
-            {"name": "pg_migrate", "dbops.datastores.pg_migrate": params},
-        ])
-        calls = []
-
-        def run_once() -> None:
-            kind = "noop" if calls else "scratch"
-            calls.append(kind)
-            self.ansible_times[kind].append(self.ansible_run(book))
-
-        return run_once
-
-    def ansible_report(self) -> None:
-        """ansible-playbook start-up, any module's per-task cost, and pg_migrate's own time."""
-        runs = self.ansible_times
-        best = {kind: min(items, key=lambda t: t["pg_migrate"]) for kind, items in runs.items()}
-        fixed = min(t["wall"] - t["ping"] - t["pg_migrate"] for items in runs.values() for t in items)
-        ping = min(t["ping"] for items in runs.values() for t in items)
-        self.record("ansible-playbook start-up (wall - tasks)", fixed, fixed)
-        self.record("ansible.builtin.ping task (any module's floor)", ping, ping)
-        self.record("pg_migrate task through ansible", best["scratch"]["pg_migrate"],
-                    best["noop"]["pg_migrate"])
-        self.record("pg_migrate module time (task - ping task)", best["scratch"]["pg_migrate"] - ping,
-                    best["noop"]["pg_migrate"] - ping)
-
-    def payload_noop(self) -> None:
-        """The module processes alone: the AnsiballZ payloads of a no-op run, executed directly."""
-        db = self.server.create_database("bench")
-        self.pg_migrate_in_process(db)()
-        runner = AnsibleRunner(self.work / "ansible-keep", extra_env={"ANSIBLE_KEEP_REMOTE_FILES": "1"})
-        params = self.server.params(login_db=db, path=str(self.flyway))
-        book = self.playbook("payload", [{"name": "ping", "ansible.builtin.ping": {}},
-                                         {"name": "pg_migrate", "dbops.datastores.pg_migrate": params}])
-        if runner.playbook(book).rc != 0:
-            raise RuntimeError("payload playbook failed")
-        best = {}
-        for name in ("ping", "pg_migrate"):
-            payload = next((self.work / "ansible-keep" / "tmp-remote").rglob(f"AnsiballZ_{name}.py"))
-            best[name] = min(timed(lambda p=payload: run([sys.executable, str(p)]))
-                             for _round in range(REPEAT + 1))
-        self.record("AnsiballZ payload run directly: ping", best["ping"], best["ping"])
-        self.record("AnsiballZ payload run directly: pg_migrate", None, best["pg_migrate"])
-        self.record("pg_migrate module process time (payload - ping)", None,
-                    best["pg_migrate"] - best["ping"])
-
-    def pg_migrate_in_process(self, db: str) -> Callable[[], object]:
+    def pg_migrate_in_process(self, w: Workload) -> Tool:
         ensure_collection_link()
         if str(COLLECTIONS_PATH) not in sys.path:
             sys.path.insert(0, str(COLLECTIONS_PATH))
         from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
 
-        params = self.server.params(login_db=db, path=str(self.flyway), ssl_mode="disable")
-        return lambda: pm.migrate(params, False)
-
-    # ---- peers
-
-    def yoyo(self) -> None:
-        yoyo = Path(sys.executable).with_name("yoyo")
-        if not yoyo.exists():
-            self.record("yoyo-migrations", None, None, "not installed (pip install yoyo-migrations)")
-            return
-
         def make(db: str) -> Callable[[], object]:
-            cmd = [str(yoyo), "apply", "--batch", "--no-config-file", "--database", self.url(db),
-                   str(self.flyway)]
-            return lambda: run(cmd)
+            params = self.server.params(login_db=db, path=str(w.flyway), ssl_mode="disable")
+            return lambda: pm.migrate(params, False)
 
-        self.measure("yoyo-migrations 9.0.0 (CLI)", make)
+        return Tool("pg_migrate module code in-process", make, self.pg_migrate_history)
 
-    def dbmate(self) -> None:
-        binary = os.environ.get("DBOPS_BENCH_DBMATE") or shutil.which("dbmate") or str(PEERS_DIR / "dbmate")
-        if not Path(binary).exists():
-            self.record("dbmate", None, None, "not installed (npm install dbmate)")
-            return
-        directory = self.work / "dbmate"
-        directory.mkdir()
-        for i in range(1, N + 1):
-            (directory / f"{i:04d}_m.sql").write_text(
-                f"-- migrate:up\n{migration_sql(i)}\n-- migrate:down\nDROP TABLE t{i:04d};\n")
+    def pg_migrate_ansible(self, w: Workload, times: dict[str, list[dict[str, float]]]) -> Tool:
+        def make(db: str) -> Callable[[], object]:
+            params = self.server.params(login_db=db, src=str(w.flyway), ssl_mode="disable")
+            book = self.work / f"pg_migrate_{db}.yml"
+            book.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
+                {"name": "warm-up", "ansible.builtin.ping": {}},
+                {"name": "ping", "ansible.builtin.ping": {}},
+                {"name": "pg_migrate", "dbops.datastores.pg_migrate": params, "register": "r"},
+                {"name": "count", "ansible.builtin.debug": {"msg": "{{ r.applied | length }}"}},
+            ]}]))
+            calls: list[str] = []
+
+            def run_once() -> None:
+                kind = "noop" if calls else "scratch"
+                calls.append(kind)
+                started = time.perf_counter()
+                result = self.ansible.playbook(book)
+                wall = time.perf_counter() - started
+                if result.rc != 0 or result.data is None:
+                    raise RuntimeError(f"ansible-playbook failed: {result.stdout[-3000:]}\n"
+                                       f"{result.stderr[-2000:]}")
+                entry = {"wall": wall}
+                for play in result.data["plays"]:
+                    for task in play["tasks"]:
+                        d = task["task"]["duration"]
+                        start = datetime.fromisoformat(d["start"].replace("Z", "+00:00"))
+                        end = datetime.fromisoformat(d["end"].replace("Z", "+00:00"))
+                        entry[task["task"]["name"]] = (end - start).total_seconds()
+                applied = result.task_results()[2]
+                entry["applied"] = applied.get("applied_count", len(applied.get("applied", [])))
+                times[kind].append(entry)
+            return run_once
+
+        return Tool("pg_migrate ansible-playbook wall", make, self.pg_migrate_history)
+
+    def dbmate(self, w: Workload) -> Tool | str:
+        if not self.dbmate_bin or not Path(self.dbmate_bin).exists():
+            return "not installed (make bench installs it)"
+        directory = w.root / "dbmate"
+        directory.mkdir(exist_ok=True)
+        for i, (up, down) in enumerate(w.migrations, 1):
+            (directory / f"{i:04d}_m.sql").write_text(f"-- migrate:up\n{up}\n-- migrate:down\n{down}")
+        binary = self.dbmate_bin
 
         def make(db: str) -> Callable[[], object]:
             env = dict(os.environ, DATABASE_URL=self.url(db, "postgres") + "?sslmode=disable")
             cmd = [binary, "--no-dump-schema", "--migrations-dir", str(directory), "up"]
             return lambda: run(cmd, env)
 
-        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
-        self.measure(f"dbmate {version.split()[-1] if version.strip() else '?'} (npm)", make)
+        version = run([binary, "--version"]).split()[-1]
+        return Tool(f"dbmate {version} (npm, Go binary)", make,
+                    lambda db: self.count(db, "SELECT count(*) FROM schema_migrations"))
 
-    def sqitch(self) -> None:
-        binary = shutil.which("sqitch")
-        if binary is None:
-            self.record("sqitch", None, None, "not installed (apt-get install sqitch libdbd-pg-perl)")
-            return
-        project = self.work / "sqitch"
+    def yoyo(self, w: Workload) -> Tool | str:
+        if not self.yoyo_bin or not Path(self.yoyo_bin).exists():
+            return "not installed (make bench installs it)"
+        binary = self.yoyo_bin
+
+        def make(db: str) -> Callable[[], object]:
+            cmd = [binary, "apply", "--batch", "--no-config-file", "--database", self.url(db), str(w.flyway)]
+            return lambda: run(cmd)
+
+        return Tool("yoyo-migrations 9.0.0 (PyPI CLI)", make,
+                    lambda db: self.count(db, "SELECT count(*) FROM _yoyo_migration"), slow=True)
+
+    def sqitch(self, w: Workload) -> Tool | str:
+        if self.sqitch_bin is None:
+            return "not installed (make bench installs it)"
+        project = w.root / "sqitch"
         for sub in ("deploy", "revert", "verify"):
-            (project / sub).mkdir(parents=True)
+            (project / sub).mkdir(parents=True, exist_ok=True)
         (project / "sqitch.conf").write_text("[core]\n\tengine = pg\n")
         plan = ["%syntax-version=1.0.0", "%project=bench", ""]
-        for i in range(1, N + 1):
+        for i, (up, down) in enumerate(w.migrations, 1):
             name = f"m{i:04d}"
-            (project / "deploy" / f"{name}.sql").write_text(f"BEGIN;\n{migration_sql(i)}COMMIT;\n")
-            (project / "revert" / f"{name}.sql").write_text(f"DROP TABLE t{i:04d};\n")
-            (project / "verify" / f"{name}.sql").write_text(f"SELECT 1 FROM t{i:04d} LIMIT 0;\n")
+            (project / "deploy" / f"{name}.sql").write_text(f"BEGIN;\n{up}COMMIT;\n")
+            (project / "revert" / f"{name}.sql").write_text(down)
+            (project / "verify" / f"{name}.sql").write_text("SELECT 1;\n")
             plan.append(f"{name} 2026-01-01T00:00:00Z bench <bench@example.com> # migration {i}")
         (project / "sqitch.plan").write_text("\n".join(plan) + "\n")
         s = self.server
         env = dict(os.environ, PGPASSWORD=s.password, SQITCH_PASSWORD=s.password,
                    SQITCH_FULLNAME="bench", SQITCH_EMAIL="bench@example.com", HOME=str(self.work))
+        binary = self.sqitch_bin
 
         def make(db: str) -> Callable[[], object]:
             cmd = [binary, "deploy", "--no-verify", f"db:pg://{s.user}@{s.host}:{s.port}/{db}"]
             return lambda: run(cmd, env, project)
 
-        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
-        self.measure(f"sqitch {version.split()[-1] if version.strip() else '?'} (Debian)", make)
+        version = run([binary, "--version"]).split()[-1]
+        return Tool(f"sqitch {version} (Debian, psql per change)", make,
+                    lambda db: self.count(db, "SELECT count(*) FROM sqitch.changes"), slow=True)
 
-    def postgresql_script(self) -> None:
-        count = min(SCRIPT_LOOP, N)
-        db = self.server.create_database("bench")
-        book = self.playbook("postgresql_script", [{
-            "community.postgresql.postgresql_script": {**self.server.params(login_db=db),
-                                                       "path": "{{ item }}"},
-            "loop": [str(p) for p in self.files[:count]],
-        }])
-        elapsed = timed(lambda: self.ansible_run(book))
-        self.record("community.postgresql.postgresql_script loop", elapsed * N / count, None,
-                    f"measured {elapsed:.1f}s for {count} files, scaled to {N}; keeps no history")
+    # ---- one phase
+
+    def phase(self, w: Workload, mode: str) -> None:
+        settings = self.durability(mode)
+        print(f"\n== {w.name}: {w.n} migrations, durability {mode}: {settings}", flush=True)
+        times_ansible: dict[str, list[dict[str, float]]] = {"scratch": [], "noop": []}
+        tools: list[Tool] = [self.floor(w), self.pg_migrate_in_process(w),
+                             self.pg_migrate_ansible(w, times_ansible)]
+        for peer in PEERS:
+            tool = getattr(self, peer)(w)
+            if isinstance(tool, str):
+                print(f"  {peer}: {tool}", flush=True)
+            else:
+                tools.append(tool)
+        times = {t.name: {"scratch": [], "noop": []} for t in tools}
+        reference: str | None = None
+        for round_no in range(REPEAT):
+            for tool in tools:
+                if tool.slow and round_no:
+                    continue
+                db = self.server.create_database("bench")
+                fn = tool.make(db)
+                times[tool.name]["scratch"].append(timed(fn))
+                recorded = tool.history(db)
+                if recorded != w.n:
+                    raise RuntimeError(f"{tool.name} recorded {recorded} of {w.n} migrations in {db}")
+                dump = self.catalog(db)
+                if reference is None:
+                    reference = dump
+                elif dump != reference:
+                    raise RuntimeError(f"{tool.name} left a different schema or data in {db} than the floor")
+                times[tool.name]["noop"].append(timed(fn))
+        digest = hashlib.sha256((reference or "").encode()).hexdigest()[:12]
+        print(f"  checked: every tool recorded {w.n} migrations and left the same catalog and data"
+              f" ({len(reference or '')} bytes of dump, sha256 {digest})")
+        for tool in tools:
+            self.add(w, mode, tool.name, min(times[tool.name]["scratch"]), min(times[tool.name]["noop"]),
+                     note=f"best of {len(times[tool.name]['scratch'])}")
+        best = {k: min(v, key=lambda t: t["pg_migrate"]) for k, v in times_ansible.items()}
+        ping = min(t["ping"] for v in times_ansible.values() for t in v)
+        start_up = min(t["wall"] - t["warm-up"] - t["ping"] - t["pg_migrate"] - t["count"]
+                       for v in times_ansible.values() for t in v)
+        warm = min(t["warm-up"] for v in times_ansible.values() for t in v)
+        self.add(w, mode, "  ansible-playbook start-up (wall - tasks)", start_up, start_up)
+        self.add(w, mode, "  warm-up ping task (interpreter discovery)", warm, warm)
+        self.add(w, mode, "  ping task (any module's per-task cost)", ping, ping)
+        self.add(w, mode, "  pg_migrate task", best["scratch"]["pg_migrate"], best["noop"]["pg_migrate"],
+                 note=f"applied {best['scratch']['applied']} / {best['noop']['applied']}")
+        module = (best["scratch"]["pg_migrate"] - ping, best["noop"]["pg_migrate"] - ping)
+        self.add(w, mode, "pg_migrate module time (task - ping)", module[0], module[1])
+        floor = min(times[tools[0].name]["scratch"])
+        print(f"  pg_migrate module time / floor, from scratch: {module[0] / floor:.2f}x;"
+              f" no-op module time {module[1]:.3f}s (goal < 0.3 s)")
+        for tool in tools[3:]:
+            peer = min(times[tool.name]["scratch"])
+            peer_noop = min(times[tool.name]["noop"])
+            print(f"  {tool.name}: from scratch {peer:.2f}s = {peer / module[0]:.2f}x pg_migrate's"
+                  " module time"
+                  f" ({'pg_migrate faster or equal' if module[0] <= peer else 'pg_migrate SLOWER'});"
+                  f" no-op {peer_noop:.3f}s")
+
+    def add(self, w: Workload, mode: str, name: str, scratch: float | None, noop: float | None, *,
+            note: str = "") -> None:
+        self.rows.append((w.name, mode, name, scratch, noop, note))
+        print(f"  {name:<50} scratch {_fmt(scratch)}  no-op {_fmt(noop)}  {note}", flush=True)
 
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dbops-bench-migrate-"))
     server = pg_harness.start_cluster()
-    print(f"pg_migrate benchmark: {N} migrations, PostgreSQL at {server.host}:{server.port}", flush=True)
+    load = os.getloadavg()
+    print(f"pg_migrate benchmark: PostgreSQL {server.query('SHOW server_version')[0][0]} at"
+          f" {server.host}:{server.port}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f};"
+          f" {os.cpu_count()} CPUs; best of {REPEAT} (slow peers once)", flush=True)
     try:
         bench = Bench(server, work)
-        bench.measure("floor (psycopg2, one connection)", bench.floor)
-        bench.measure("pg_migrate module code in-process", bench.pg_migrate_in_process)
-        bench.measure("pg_migrate ansible-playbook wall (total)", bench.pg_migrate_ansible)
-        for peer in ("yoyo", "dbmate", "sqitch"):
-            if peer in PEERS:
-                getattr(bench, peer)()
-        bench.run_all()
-        bench.ansible_report()
-        bench.payload_noop()
-        if "script" in PEERS:
-            bench.postgresql_script()
-        r = bench.results
-        floor = r["floor (psycopg2, one connection)"]
-        module = r["pg_migrate module time (task - ping task)"]
-        print()
-        print("ratio pg_migrate module time / floor, from scratch:"
-              f" {module['scratch'] / floor['scratch']:.2f}x")
-        print(f"ratio pg_migrate module time / floor, no-op:        {module['noop'] / floor['noop']:.2f}x")
-        inproc = r["pg_migrate module code in-process"]
-        print("ratio pg_migrate in-process / floor, from scratch:  "
-              f" {inproc['scratch'] / floor['scratch']:.2f}x")
-        print(f"pg_migrate no-op module time: {module['noop']:.3f}s (goal < 1 s)")
-        total = r["pg_migrate ansible-playbook wall (total)"]
-        print("peers (their time / pg_migrate's; > 1 means pg_migrate is faster):")
-        for name, values in r.items():
-            if name.startswith(("floor", "pg_migrate", "ansible", "AnsiballZ")) or values["scratch"] is None:
-                continue
-            line = (f"  {name}: from scratch {values['scratch'] / module['scratch']:.2f}x module time,"
-                    f" {values['scratch'] / total['scratch']:.2f}x ansible-playbook wall")
-            if values["noop"] is not None:
-                line += (f"; no-op {values['noop'] / module['noop']:.2f}x module time,"
-                         f" {values['noop'] / total['noop']:.2f}x wall")
-            print(line)
+        workloads = []
+        if TINY:
+            workloads.append(Workload("tiny", tiny(TINY), work))
+        if REALISTIC:
+            workloads.append(Workload("realistic", realistic(REALISTIC), work))
+        for w in workloads:
+            for mode in DURABILITY:
+                bench.phase(w, mode)
+        load = os.getloadavg()
+        print(f"\nload average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     finally:
         pg_harness.stop_cluster(server)
         shutil.rmtree(work, ignore_errors=True)

@@ -26,7 +26,10 @@ numerically part by part (``1.10`` > ``1.9``, ``009`` == ``9``, ``1.0`` == ``1``
   ``extensions`` (the file is not a migration, e.g. a README); ``ValueError`` when the extension
   matches but the name does not follow the grammar.
 - ``checksum(data: bytes) -> str``: sha256 hex digest of the file bytes.
-- ``discover(directory, extensions, recursive=True) -> MigrationSet``: reads every migration file
+- ``shipped_contents(files, src) -> dict[str, bytes] | None``: the files an action plugin read on the
+  controller in ``src`` and sent base64-encoded as ``files``; ``None`` without them.
+- ``discover(directory, extensions, recursive=True, contents=None) -> MigrationSet``: reads every
+  migration file
   (hidden files and other extensions are ignored; ``script`` is the path relative to
   ``directory``), validates the set, raises ``DbopsError`` listing every problem: missing or empty
   directory, unparsable names, duplicate versions / undo versions / repeatable descriptions, an undo
@@ -52,16 +55,20 @@ numerically part by part (``1.10`` > ``1.9``, ``009`` == ``9``, ``1.0`` == ``1``
 - ``Plan``: ``steps``, ``version_before``, ``version_after`` (``None`` for an empty database),
   ``pending`` (scripts of versioned migrations still not applied once the plan has run, e.g. above
   a lower target), ``changed`` and ``to_dicts()``.
+- ``compact_steps(steps, limit=APPLIED_DETAIL_LIMIT)``: a module's ``applied`` list with the steps
+  after the first ``limit`` (100) reduced to ``action``, ``version``, ``script``, ``execution_ms``.
 - ``history_state(history) -> HistoryState``: the effective state (applied versions, current
   version, baseline, last checksum per repeatable, failed rows) that :func:`plan` works from.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import total_ordering
 from typing import Any, Callable
@@ -255,9 +262,69 @@ def build_set(migrations: Sequence[Migration], source: str = "(migrations)",
     )
 
 
-def discover(directory: str, extensions: Sequence[str], recursive: bool = True) -> MigrationSet:
-    """Read and validate the migration files under ``directory`` (``DbopsError`` on any problem)."""
+def _migration(script: str, data: bytes, path: str | None, extensions: Sequence[str],
+               problems: list[str], *, parsed: ParsedName | None = None) -> Migration | None:
+    """One file as a migration; ``None`` for another extension or a bad name (added to problems)."""
+    if parsed is None:
+        try:
+            parsed = parse_name(script.rpartition("/")[2], extensions)
+        except ValueError as exc:
+            problems.append(f"{script}: unparsable migration name ({exc})")
+            return None
+    if parsed is None:
+        return None
+    return Migration(parsed.kind, parsed.version, parsed.description, script, checksum(data), data, path)
+
+
+def from_contents(source: str, contents: Mapping[str, bytes], extensions: Sequence[str]) -> MigrationSet:
+    """Validate migrations given as ``{script: bytes}`` (files read elsewhere, e.g. on the controller).
+
+    ``script`` is the path relative to the source directory with ``/`` separators; names with
+    another extension and hidden files or directories are ignored as :func:`discover` ignores them.
+    """
+    migrations: list[Migration] = []
+    problems: list[str] = []
+    for script in sorted(contents):
+        if any(part.startswith(".") or not part for part in script.split("/")):
+            continue
+        migration = _migration(script, contents[script], None, extensions, problems)
+        if migration is not None:
+            migrations.append(migration)
+    if not migrations and not problems:
+        exts = ", ".join(f".{e.lstrip('.')}" for e in extensions)
+        raise DbopsError(f"read migrations in {source}: no migration files ({exts}) found")
+    return build_set(migrations, source, problems)
+
+
+def shipped_contents(files: Mapping[str, str] | None, src: str | None) -> dict[str, bytes] | None:
+    """The files an action plugin read in ``src`` and sent as ``files`` (``{script: base64}``), decoded.
+
+    ``None`` when the module reads ``path`` on the managed host instead. ``src`` without ``files``
+    means the module ran without its action plugin, which is what reads ``src``.
+    """
+    if files is None:
+        if src:
+            raise DbopsError(f"read migrations in {src}: src is read on the controller by the"
+                             " action plugin, which did not run (use path for a directory on the host)")
+        return None
+    decoded: dict[str, bytes] = {}
+    for script, text in files.items():
+        try:
+            decoded[str(script)] = base64.b64decode(str(text), validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise DbopsError(f"read migrations in {src}: {script} is not base64 ({exc})") from exc
+    return decoded
+
+
+def discover(directory: str, extensions: Sequence[str], recursive: bool = True,
+             contents: Mapping[str, bytes] | None = None) -> MigrationSet:
+    """Read and validate the migration files under ``directory`` (``DbopsError`` on any problem).
+
+    With ``contents`` (``{script: bytes}``) the files are not read: ``directory`` only names them.
+    """
     source = str(directory)
+    if contents is not None:
+        return from_contents(source, contents, extensions)
     if not os.path.exists(source):
         raise DbopsError(f"read migrations in {source}: the directory does not exist")
     if not os.path.isdir(source):
@@ -266,11 +333,13 @@ def discover(directory: str, extensions: Sequence[str], recursive: bool = True) 
     problems: list[str] = []
     for root, dirs, files in os.walk(source):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+        relative = os.path.relpath(root, source).replace(os.sep, "/")
+        prefix = "" if relative == "." else relative + "/"
         for name in sorted(files):
             if name.startswith("."):
                 continue
             path = os.path.join(root, name)
-            script = os.path.relpath(path, source).replace(os.sep, "/")
+            script = prefix + name
             try:
                 parsed = parse_name(name, extensions)
             except ValueError as exc:
@@ -284,8 +353,9 @@ def discover(directory: str, extensions: Sequence[str], recursive: bool = True) 
             except OSError as exc:
                 problems.append(f"{script}: cannot read ({exc.strerror or exc})")
                 continue
-            migrations.append(Migration(parsed.kind, parsed.version, parsed.description, script,
-                                        checksum(data), data, path))
+            migration = _migration(script, data, path, extensions, problems, parsed=parsed)
+            if migration is not None:
+                migrations.append(migration)
     if not migrations and not problems:
         exts = ", ".join(f".{e.lstrip('.')}" for e in extensions)
         raise DbopsError(f"read migrations in {source}: no migration files ({exts}) found")
@@ -516,6 +586,20 @@ def _undo_steps(migrations: MigrationSet, state: HistoryState, target: Version, 
             continue
         steps.append(Step(ACTION_UNDO, version, row.description, runner.script, runner.checksum, runner))
     return steps
+
+
+# Steps reported in full in a module's ``applied`` result; later ones keep only COMPACT_KEYS.
+APPLIED_DETAIL_LIMIT = 100
+COMPACT_KEYS = ("action", "version", "script", "execution_ms")
+
+
+def compact_steps(steps: Sequence[dict[str, Any]], limit: int = APPLIED_DETAIL_LIMIT) -> list[dict[str, Any]]:
+    """``steps`` with every step after the first ``limit`` reduced to :data:`COMPACT_KEYS`.
+
+    Keeps the result of a big run (a thousand migrations) small; the history table has the rest.
+    """
+    return [dict(step) if number < limit else {key: step.get(key) for key in COMPACT_KEYS}
+            for number, step in enumerate(steps)]
 
 
 def _fail(source: str, problems: list[str]) -> DbopsError:

@@ -429,12 +429,16 @@ class Settings:
     lock_timeout: int = 300
     installed_by: str | None = None
     placeholders: dict[str, Any] = field(default_factory=dict)
+    # Files read on the controller by the action plugin (``{script: base64}``), instead of ``path``.
+    files: dict[str, str] | None = field(default=None, repr=False)
+    src: str | None = None
 
 
 def settings_from_params(params: dict[str, Any]) -> Settings:
     target = params.get("target")
     return Settings(
-        database=params["database"], path=params["path"],
+        database=params["database"], path=params.get("path") or params.get("src") or "",
+        files=params.get("files"), src=params.get("src"),
         target=None if target in (None, "") else str(target),
         allow_downgrade=bool(params.get("allow_downgrade")), out_of_order=bool(params.get("out_of_order")),
         validate_checksums=params.get("validate_checksums", True) is not False,
@@ -461,7 +465,8 @@ class Prepared:
 
 def prepare(db: Any, settings: Settings) -> Prepared:
     """Read files and history and plan (read-only; everything that can be wrong fails here)."""
-    migrations = core.discover(settings.path, EXTENSIONS)
+    shipped = core.shipped_contents(settings.files, settings.src)
+    migrations = core.discover(settings.path, EXTENSIONS, contents=shipped)
     docs = load_documents(migrations, settings.placeholders)
     history = read_history(db, settings.history_collection)
     options = core.PlanOptions(

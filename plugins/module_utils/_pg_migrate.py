@@ -77,7 +77,7 @@ class Settings:
     def from_params(cls, params: dict[str, Any]) -> Settings:
         placeholders = Placeholders.from_params(params)
         return cls(
-            path=params["path"],
+            path=params.get("path") or params.get("src") or "",
             target=params.get("target"),
             allow_downgrade=bool(params.get("allow_downgrade")),
             out_of_order=bool(params.get("out_of_order")),
@@ -771,7 +771,8 @@ def _text(version: mig.Version | None) -> str | None:
 def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     """Run pg_migrate; return the module result (``DbopsError`` on failure, with partial results)."""
     settings = Settings.from_params(params)
-    migrations = mig.discover(settings.path, EXTENSIONS)
+    shipped = mig.shipped_contents(params.get("files"), params.get("src"))
+    migrations = mig.discover(settings.path, EXTENSIONS, contents=shipped)
     migrator = Migrator(params, settings)
     applied: list[dict[str, Any]] = []
     try:
@@ -795,15 +796,17 @@ def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
             result["plan"] = [scripts[id(s)].to_dict(with_sql=True) if id(s) in scripts else s.to_dict()
                               for s in plan.steps]
             result["applied"] = []
+            result["applied_count"] = 0
             return result
         migrator.ensure_history_table()
         for step in plan.steps:
             script = scripts.get(id(step))
             applied.append(migrator.run_script(script) if script else migrator.run_bookkeeping(step))
-        result["applied"] = applied
+        result["applied"] = mig.compact_steps(applied)
+        result["applied_count"] = len(applied)
         return result
     except DbopsError as exc:
-        exc.details.setdefault("applied", applied)
+        exc.details.setdefault("applied", mig.compact_steps(applied))
         if applied:
             exc.details["changed"] = True
             try:

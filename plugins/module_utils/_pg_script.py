@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 
-_WORD = r"[A-Za-z_\u0080-\uffff][A-Za-z_0-9$\u0080-\uffff]*"
+# Identifier characters as PostgreSQL's scanner sees them: A-Z, a-z, _ and any non-ASCII character
+# to start, then also digits and $ (not in dollar-quote tags). Written as negated ASCII classes:
+# a class with the range \u0080-\uffff takes ~30 ms to compile, paid by every module run.
+_IDENT_START = r"[^\x00-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_IDENT_REST = r"[^\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_TAG_REST = r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]"
+_WORD = _IDENT_START + _IDENT_REST + "*"
 _TOKEN = re.compile(
     r"(?P<space>\s+)"
     r"|(?P<line_comment>--[^\n]*)"
@@ -25,7 +31,7 @@ _TOKEN = re.compile(
     r"|(?P<word>" + _WORD + r")"
     r"|(?P<string>')"
     r"|(?P<ident>\")"
-    r"|(?P<dollar>\$(?:" + _WORD.replace("$", "") + r")?\$)"
+    r"|(?P<dollar>\$(?:" + _IDENT_START + _TAG_REST + r"*)?\$)"
     r"|(?P<number>[0-9][0-9.eE_]*)"
     r"|(?P<semicolon>;)"
     r"|(?P<open>\()"

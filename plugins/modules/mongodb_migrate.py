@@ -35,9 +35,21 @@ options:
     required: true
     aliases: [db]
   path:
-    description: Directory with the migration files on the managed host (searched recursively).
+    description:
+      - Directory with the migration files on the managed host (searched recursively).
+      - One of O(path) and O(src) is required.
     type: path
-    required: true
+  src:
+    description:
+      - Directory with the migration files on the controller, read by the action plugin with the
+        same rules as O(path) and sent with the module's arguments in one transfer, whatever the
+        number of files. Nothing is copied to the managed host.
+    type: path
+  files:
+    description:
+      - Set by the action plugin from O(src) (the base64-encoded files by relative name); do not set
+        it yourself.
+    type: dict
   target:
     description:
       - Version to bring the database to; C(latest) (the default) is the highest file version.
@@ -118,7 +130,7 @@ EXAMPLES = r"""
     login_user: admin
     login_password: "{{ vault_mongo_admin_password }}"
     database: octopus_messenger
-    path: "{{ playbook_dir }}/migrations/mongodb"
+    src: migrations/mongodb  # on the controller, next to the playbook
   register: migrated
 
 - name: Apply migrations that name the tenant database's archive collection
@@ -206,7 +218,9 @@ def main() -> None:
     argument_spec = _mongodb.mongodb_argument_spec()
     argument_spec.update(
         database={"type": "str", "required": True, "aliases": ["db"]},
-        path={"type": "path", "required": True},
+        path={"type": "path"},
+        src={"type": "path"},
+        files={"type": "dict"},
         target={"type": "str", "default": "latest"},
         allow_downgrade={"type": "bool", "default": False},
         out_of_order={"type": "bool", "default": False},
@@ -219,7 +233,8 @@ def main() -> None:
         lock_ttl={"type": "int", "default": 60},
         lock_timeout={"type": "int", "default": 300},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[("path", "src")], mutually_exclusive=[("path", "src")])
     settings = migrate.settings_from_params(module.params)
     try:
         client = _mongodb.connect(module.params)

@@ -32,10 +32,23 @@ description:
 options:
   path:
     description:
-      - Directory with the migration files, searched recursively (hidden files are skipped).
-      - The files are read on the managed host.
+      - Directory with the migration files on the managed host, searched recursively (hidden files
+        are skipped).
+      - One of O(path) and O(src) is required.
     type: path
-    required: true
+  src:
+    description:
+      - Directory with the migration files on the controller (relative paths are searched like
+        those of M(ansible.builtin.template)), read by the action plugin with the same rules as
+        O(path) and sent with the module's arguments in one transfer, whatever the number of files.
+      - Nothing is copied to the managed host; a file deleted on the controller is gone for the
+        module at once.
+    type: path
+  files:
+    description:
+      - Set by the action plugin from O(src) (the base64-encoded files by relative name); do not set
+        it yourself.
+    type: dict
   target:
     description:
       - Version to migrate to. C(latest) applies every versioned migration.
@@ -194,6 +207,11 @@ EXAMPLES = r"""
   check_mode: true
   register: preview
 
+- name: Apply the migrations kept next to the playbook (read on the controller, nothing copied)
+  dbops.datastores.pg_migrate:
+    login_db: octopus_messenger
+    src: migrations/octopus
+
 - name: Roll back migration 009 with its undo script
   dbops.datastores.pg_migrate:
     login_db: octopus_messenger
@@ -228,7 +246,10 @@ version:
   type: str
   sample: "9"
 applied:
-  description: Steps that ran, in order, with their wall time.
+  description:
+    - Steps that ran, in order, with their wall time.
+    - In a big run only the first 100 steps are listed in full; the later ones have only
+      C(action), C(version), C(script) and C(execution_ms) (the history table has the rest).
   returned: always
   type: list
   elements: dict
@@ -247,6 +268,11 @@ pending:
   type: list
   elements: str
   sample: [V010__archive_partitions.sql]
+applied_count:
+  description: Number of steps that ran (the length of RV(applied)).
+  returned: success
+  type: int
+  sample: 1
 plan:
   description:
     - Ordered steps that would run (C(repair), C(baseline), C(undo), C(apply), C(repeatable)), each
@@ -295,7 +321,9 @@ from ansible_collections.dbops.datastores.plugins.module_utils._module import fa
 def argument_spec() -> dict:
     spec = _postgres.pg_argument_spec()
     spec.update(
-        path={"type": "path", "required": True},
+        path={"type": "path"},
+        src={"type": "path"},
+        files={"type": "dict"},
         target={"type": "str", "default": "latest"},
         allow_downgrade={"type": "bool", "default": False},
         out_of_order={"type": "bool", "default": False},
@@ -319,7 +347,8 @@ def argument_spec() -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_one_of=[("path", "src")], mutually_exclusive=[("path", "src")])
     module.no_log_values.update(_pg_migrate.secret_forms(module.params))  # quoted forms in error messages
     try:
         result = _pg_migrate.migrate(module.params, module.check_mode)

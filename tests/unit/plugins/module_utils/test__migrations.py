@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -502,3 +504,39 @@ def test_plan_then_history_reaches_target(all_versions, data):
     assert follow_up.version_before == plan.version_after
     expected = max((v for v in versions if target is None or v <= int(target)), default=None)
     assert (int(str(plan.version_after)) if plan.version_after else None) == expected
+
+
+def test_compact_steps_keeps_the_first_steps_whole_and_the_rest_short():
+    steps = [{"action": "apply", "version": str(i), "description": "d", "script": f"V{i}__d.sql",
+              "checksum": "c" * 64, "transaction": True, "execution_ms": i} for i in range(1, 6)]
+    compact = m.compact_steps(steps, limit=2)
+    assert compact[:2] == steps[:2]
+    assert compact[2:] == [{"action": "apply", "version": str(i), "script": f"V{i}__d.sql", "execution_ms": i}
+                           for i in range(3, 6)]
+    assert m.compact_steps(steps) == steps
+    assert m.compact_steps([]) == []
+
+
+def test_contents_sent_by_the_action_plugin_plan_like_the_directory(tmp_path):
+    files = {"V1__a.sql": b"CREATE TABLE a ();", "sub/V2__b.sql": b"CREATE TABLE b ();",
+             "README.md": b"not a migration", ".hidden/V3__c.sql": b"hidden dir", "sub/.V4__d.sql": b"hidden"}
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    sent = {name: base64.b64encode(data).decode() for name, data in files.items()}
+    from_files = m.discover("ctl:/m", ["sql"], contents=m.shipped_contents(sent, "ctl:/m"))
+    from_disk = m.discover(str(tmp_path), ["sql"])
+    assert [(x.script, x.checksum, x.content) for x in from_files.all()] == \
+        [(x.script, x.checksum, x.content) for x in from_disk.all()] == [
+            ("V1__a.sql", m.checksum(b"CREATE TABLE a ();"), b"CREATE TABLE a ();"),
+            ("sub/V2__b.sql", m.checksum(b"CREATE TABLE b ();"), b"CREATE TABLE b ();")]
+    assert from_files.source == "ctl:/m"
+    assert m.shipped_contents(None, None) is None
+    with pytest.raises(DbopsError, match="src is read on the controller by the action plugin"):
+        m.shipped_contents(None, "/ctl/m")
+    with pytest.raises(DbopsError, match=r"read migrations in /ctl/m: V1__a.sql is not base64"):
+        m.shipped_contents({"V1__a.sql": "not base64!"}, "/ctl/m")
+    with pytest.raises(DbopsError, match=r"no migration files \(.sql\) found"):
+        m.discover("ctl:/m", ["sql"], contents={"README.md": b""})
+    with pytest.raises(DbopsError, match="unparsable migration name"):
+        m.discover("ctl:/m", ["sql"], contents={"X1__bad.sql": b""})

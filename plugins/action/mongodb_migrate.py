@@ -1,0 +1,13 @@
+# Copyright: dbops.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of mongodb_migrate: with ``src``, the migration files are read on the controller."""
+
+from __future__ import annotations
+
+from ansible_collections.dbops.datastores.plugins.module_utils._mongodb_migrate import EXTENSIONS
+from ansible_collections.dbops.datastores.plugins.plugin_utils._migration_files import MigrationAction
+
+
+class ActionModule(MigrationAction):
+    MODULE = "dbops.datastores.mongodb_migrate"
+    EXTENSIONS = EXTENSIONS

@@ -1,0 +1,82 @@
+# Copyright: dbops.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of pg_migrate / mongodb_migrate: read ``src`` and send the files with the module.
+
+The files of a migration directory on the controller travel inside the module's arguments (one
+transfer per task, whatever the file count) instead of being copied to the host one by one. The
+module plans from them exactly as from a directory on the host (``path``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import merge_hash
+
+
+def read_directory(directory: str, extensions: tuple[str, ...]) -> dict[str, str]:
+    """``{script: base64}`` of the files under ``directory`` whose extension is a migration one.
+
+    ``script`` is the path relative to ``directory`` with ``/``; hidden files and directories are
+    skipped, as the module skips them when it reads a directory itself.
+    """
+    if not os.path.isdir(directory):
+        what = "does not exist" if not os.path.exists(directory) else "is not a directory"
+        raise AnsibleActionFail(f"read migrations in {directory}: the directory {what}")
+    exts = tuple(f".{e.lower()}" for e in extensions)
+    files: dict[str, str] = {}
+    for root, dirs, names in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith(".") or not name.lower().endswith(exts):
+                continue
+            path = os.path.join(root, name)
+            script = os.path.relpath(path, directory).replace(os.sep, "/")
+            try:
+                with open(path, "rb") as handle:
+                    files[script] = base64.b64encode(handle.read()).decode("ascii")
+            except OSError as exc:
+                raise AnsibleActionFail(f"read migrations in {directory}: {script}: cannot read"
+                                        f" ({exc.strerror or exc})") from exc
+    return files
+
+
+class MigrationAction(ActionBase):
+    """Runs the module named by ``MODULE``; with ``src`` it first reads the files on the controller.
+
+    Otherwise it behaves as ``ansible.builtin.normal`` (check mode, async, module_defaults of the
+    action groups, which ansible-core merges into the task's arguments before the plugin runs).
+    """
+
+    MODULE = ""
+    EXTENSIONS: tuple[str, ...] = ()
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        if "files" in args:
+            raise AnsibleActionFail("files is set by the action plugin from src; set src or path instead")
+        src = args.get("src")
+        count = None
+        if src not in (None, "") and args.get("path") in (None, ""):
+            directory = self._find_needle("files", str(src))
+            args["src"] = directory
+            args["files"] = read_directory(directory, self.EXTENSIONS)
+            count = len(args["files"])
+        wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+        result = merge_hash(result, self._execute_module(module_name=self.MODULE, module_args=args,
+                                                         task_vars=task_vars, wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        module_args = result.get("invocation", {}).get("module_args")
+        if count is not None and isinstance(module_args, dict) and "files" in module_args:
+            module_args["files"] = f"({count} files read from src)"
+        return result
