@@ -34,8 +34,8 @@ def args(pg_server, db, path, **options):
 def history(pg_server, db):
     if not pg_server.query("SELECT to_regclass('public.dbops_schema_history') IS NOT NULL", dbname=db)[0][0]:
         return []
-    return pg_server.query("SELECT version, script, success FROM dbops_schema_history ORDER BY installed_rank",
-                           dbname=db)
+    return pg_server.query(
+        "SELECT version, script, success FROM dbops_schema_history ORDER BY installed_rank", dbname=db)
 
 
 def table_exists(pg_server, db, name):
@@ -54,7 +54,8 @@ def test_verify_scripts_run_with_their_migration(ansible, pg_server, pg_db, tmp_
     applied = ansible.module("pg_migrate", args(pg_server, pg_db, path))
     assert applied.get("failed") is not True, applied.get("msg")
     assert applied["changed"] is True and applied["version"] == "2"
-    assert [s["verify"] for s in applied["applied"]] == ["V1__messages.verify.sql", "V2__body_index.verify.sql"]
+    assert [s["verify"] for s in applied["applied"]] == [
+        "V1__messages.verify.sql", "V2__body_index.verify.sql"]
     # Verify scripts are not recorded in the history: only the two migrations are.
     assert history(pg_server, pg_db) == [("1", "V1__messages.sql", True), ("2", "V2__body_index.sql", True)]
 
@@ -93,7 +94,8 @@ def test_failing_verify_after_a_non_transactional_migration_leaves_it_failed(ans
     })
     result = ansible.module("pg_migrate", args(pg_server, pg_db, path))
     assert result["failed"] is True
-    assert "V2__body_index.sql (transaction=off): verify script V2__body_index.verify.sql failed" in result["msg"]
+    assert ("V2__body_index.sql (transaction=off): verify script V2__body_index.verify.sql failed"
+            in result["msg"])
     assert "recorded as failed" in result["msg"]
     assert history(pg_server, pg_db) == [("1", "V1__messages.sql", True), ("2", "V2__body_index.sql", False)]
 
