@@ -111,7 +111,8 @@ def main() -> None:
             if newest is not None:
                 last[f"{entry['engine']}:{entry['database']}"] = newest.size
         result = _migrate_policy.check_backup_space(
-            p["root"], p["databases"], default_factor=p["default_factor"], margin=p["margin"], last_backups=last)
+            p["root"], p["databases"], default_factor=p["default_factor"], margin=p["margin"],
+            last_backups=last)
     except DbopsError as exc:
         fail_from_error(module, exc)
     module.exit_json(changed=False, **result)
