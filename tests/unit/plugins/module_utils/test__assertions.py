@@ -42,7 +42,7 @@ def test_run_all_runs_every_assertion_and_names_the_failures():
     assert [r["ok"] for r in results] == [True, False, False]
     with pytest.raises(DbopsError) as err:
         a.raise_failures(results, "PostgreSQL database app")
-    assert err.value.msg == ("assert PostgreSQL database app: 2 of 3 assertion(s) failed: bad: returned False,"
-                             " expected true; boom: ERROR:  relation \"nope\" does not exist")
+    assert err.value.msg == ("assert PostgreSQL database app: 2 of 3 assertion(s) failed: bad: returned"
+                             " False, expected true; boom: ERROR:  relation \"nope\" does not exist")
     assert err.value.details["failed_assertions"] == ["bad", "boom"]
     a.raise_failures(results[:1], "x")  # nothing failed: no error
