@@ -52,3 +52,11 @@ def test_statements_reasons():
     assert "CREATE EXTENSION pg_stat_statements was not run in app" in no_extension
     unreadable = _pg_health.statements_unavailable_reason(["app"], "", ["app"], "must be loaded via ...")
     assert unreadable == "the extension is installed in app but cannot be read: must be loaded via ..."
+
+
+def test_migration_state_follows_the_migration_rules_for_baselines_and_odd_rows():
+    rows = [row(1, "5", "baseline", description="baseline"), row(2, "6", description="six"),
+            row(3, "not-a-version")]
+    state = _pg_health.migration_state(rows)
+    assert (state["version"], state["description"], state["applied_count"]) == ("6", "six", 2)
+    assert _pg_health.migration_state([row(1, "5", "baseline", description="b")])["version"] == "5"
