@@ -84,8 +84,8 @@ def test_failing_verify_rolls_its_migration_back(ansible, pg_server, pg_db, tmp_
     assert table_exists(pg_server, pg_db, "search_terms") is False
 
 
-def test_failing_verify_after_a_non_transactional_migration_leaves_it_failed(ansible, pg_server, pg_db,
-                                                                               tmp_path):
+def test_failing_verify_after_a_non_transactional_migration_leaves_it_failed(
+        ansible, pg_server, pg_db, tmp_path):
     path = write(tmp_path / "m", {
         "V1__messages.sql": V1,
         "V2__body_index.sql": "-- dbops:transaction=off\nCREATE INDEX CONCURRENTLY messages_other_idx"
