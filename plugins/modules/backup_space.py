@@ -52,7 +52,7 @@ options:
     type: float
     default: 1.2
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

@@ -45,7 +45,7 @@ options:
         type: int
         required: true
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

@@ -33,7 +33,7 @@ options:
         type: str
         required: true
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""

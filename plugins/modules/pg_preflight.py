@@ -35,7 +35,7 @@ options:
     choices: [fail, continue]
     default: fail
 author:
-  - dbops.datastores contributors
+  - dbops.datastores maintainers (@dbops-datastores)
 """
 
 EXAMPLES = r"""
