@@ -15,6 +15,9 @@ File names (``ext`` is one of the engine's extensions, e.g. ``sql`` or ``yml``/`
     V<version>__<description>.<ext>   versioned migration
     U<version>__<description>.<ext>   undo of the versioned migration with the same version
     R__<description>.<ext>            repeatable: re-applied whenever its checksum changes
+    V<version>__<description>.verify.<ext>
+                                      verify script of the versioned migration with the same
+                                      version (optional; any description)
 
 ``<version>`` is digits separated by ``.`` or ``_`` (``1.10``, ``009``, ``2_1``); versions compare
 numerically part by part (``1.10`` > ``1.9``, ``009`` == ``9``, ``1.0`` == ``1``). Underscores in
@@ -59,6 +62,12 @@ numerically part by part (``1.10`` > ``1.9``, ``009`` == ``9``, ``1.0`` == ``1``
   after the first ``limit`` (100) reduced to ``action``, ``version``, ``script``, ``execution_ms``.
 - ``history_state(history) -> HistoryState``: the effective state (applied versions, current
   version, baseline, last checksum per repeatable, failed rows) that :func:`plan` works from.
+- Verify scripts (kind ``KIND_VERIFY``, never recorded in the history): ``MigrationSet.verify``
+  maps a version to its verify script; a verify script whose version has no ``V`` migration, or
+  two for one version, are problems of :func:`build_set`. Verify scripts are not checksummed
+  against the history (they may be improved at any time). ``verify_script(migrations, step)``
+  gives the script to run right after an ``apply`` step; ``applied_verifications(migrations,
+  history)`` the (row, script) pairs of every applied version that has one, lowest first.
 """
 
 from __future__ import annotations
@@ -80,6 +89,8 @@ KIND_UNDO = "undo"
 KIND_REPEATABLE = "repeatable"
 KIND_BASELINE = "baseline"
 KINDS = (KIND_VERSIONED, KIND_UNDO, KIND_REPEATABLE, KIND_BASELINE)
+KIND_VERIFY = "verify"  # a file kind only: verify scripts are never recorded in the history
+VERIFY_SUFFIX = ".verify"
 
 ACTION_REPAIR = "repair"
 ACTION_BASELINE = "baseline"
@@ -152,7 +163,12 @@ def parse_name(name: str, extensions: Sequence[str]) -> ParsedName | None:
     stem, dot, ext = name.rpartition(".")
     if not dot or ext.lower() not in exts:
         return None
+    verify = stem.lower().endswith(VERIFY_SUFFIX)
+    if verify:
+        stem = stem[: -len(VERIFY_SUFFIX)]
     match = _NAME_RE.match(stem)
+    if verify and (not match or match.group("prefix") != "V"):
+        raise ValueError(f"a verify script is named V<version>__<description>{VERIFY_SUFFIX}.<ext>")
     if not match:
         raise ValueError(
             "expected V<version>__<description>, U<version>__<description> or R__<description>"
@@ -164,6 +180,8 @@ def parse_name(name: str, extensions: Sequence[str]) -> ParsedName | None:
     if match.group("repeatable"):
         return ParsedName(KIND_REPEATABLE, None, description, ext.lower())
     kind = KIND_VERSIONED if match.group("prefix") == "V" else KIND_UNDO
+    if verify:
+        kind = KIND_VERIFY
     return ParsedName(kind, Version(match.group("version")), description, ext.lower())
 
 
@@ -205,6 +223,7 @@ class MigrationSet:
     versioned: list[Migration]
     undo: dict[Version, Migration]
     repeatable: list[Migration]
+    verify: dict[Version, Migration] = field(default_factory=dict)
 
     def by_version(self) -> dict[Version, Migration]:
         return {m.version: m for m in self.versioned if m.version is not None}
@@ -226,6 +245,7 @@ def build_set(migrations: Sequence[Migration], source: str = "(migrations)",
     versioned: dict[Version, Migration] = {}
     undo: dict[Version, Migration] = {}
     repeatable: dict[str, Migration] = {}
+    verify: dict[Version, Migration] = {}
     for migration in sorted(migrations, key=lambda m: m.script):
         if migration.kind == KIND_REPEATABLE:
             key = migration.description.lower()
@@ -237,12 +257,13 @@ def build_set(migrations: Sequence[Migration], source: str = "(migrations)",
             else:
                 repeatable[key] = migration
             continue
-        if migration.version is None or migration.kind not in (KIND_VERSIONED, KIND_UNDO):
-            problems.append(f"{migration.script}: not a versioned, undo or repeatable migration")
+        if migration.version is None or migration.kind not in (KIND_VERSIONED, KIND_UNDO, KIND_VERIFY):
+            problems.append(f"{migration.script}: not a versioned, undo, verify or repeatable migration")
             continue
-        table = versioned if migration.kind == KIND_VERSIONED else undo
+        table = {KIND_VERSIONED: versioned, KIND_UNDO: undo, KIND_VERIFY: verify}[migration.kind]
         if migration.version in table:
-            what = "version" if migration.kind == KIND_VERSIONED else "undo version"
+            what = {KIND_VERSIONED: "version", KIND_UNDO: "undo version",
+                    KIND_VERIFY: "verify script for version"}[migration.kind]
             first = table[migration.version].script
             problems.append(f"duplicate {what} {migration.version}: {first} and {migration.script}")
         else:
@@ -252,6 +273,11 @@ def build_set(migrations: Sequence[Migration], source: str = "(migrations)",
             problems.append(
                 f"{migration.script}: undo for version {version} which has no V{version}__ migration"
             )
+    for version, migration in verify.items():
+        if version not in versioned:
+            problems.append(
+                f"{migration.script}: verify script for version {version} which has no V{version}__ migration"
+            )
     if problems:
         raise DbopsError(f"validate migrations in {source}: " + "; ".join(problems), problems=problems)
     return MigrationSet(
@@ -259,6 +285,7 @@ def build_set(migrations: Sequence[Migration], source: str = "(migrations)",
         versioned=sorted(versioned.values(), key=_version_key),
         undo=undo,
         repeatable=sorted(repeatable.values(), key=lambda m: (m.description.lower(), m.script)),
+        verify=verify,
     )
 
 
@@ -314,6 +341,23 @@ def shipped_contents(files: Mapping[str, str] | None, src: str | None) -> dict[s
         except (binascii.Error, ValueError) as exc:
             raise DbopsError(f"read migrations in {src}: {script} is not base64 ({exc})") from exc
     return decoded
+
+
+def verify_script(migrations: MigrationSet, step: Step) -> Migration | None:
+    """The verify script to run right after ``step`` (only ``apply`` steps have one)."""
+    if step.action != ACTION_APPLY or step.version is None:
+        return None
+    return migrations.verify.get(step.version)
+
+
+def applied_verifications(migrations: MigrationSet,
+                          history: Sequence[HistoryRow]) -> list[tuple[HistoryRow, Migration]]:
+    """(history row, verify script) of every applied version that has a verify script, lowest first.
+
+    Versions covered only by a baseline have no row of their own and are not verified.
+    """
+    state = history_state(history)
+    return [(state.applied[v], migrations.verify[v]) for v in sorted(state.applied) if v in migrations.verify]
 
 
 def discover(directory: str, extensions: Sequence[str], recursive: bool = True,

@@ -11,7 +11,13 @@ File names, versions, discovery, checksums and planning come from the engine-neu
 - the history collection (one document per applied step, with checksum, timings and success);
 - a lock document with an owner, a heartbeat and an expiry, taken over only once it has expired;
 - execution: commands run in order; a non-transactional migration that fails records how many
-  commands completed (with their checksums) and the next run resumes after them.
+  commands completed (with their checksums) and the next run resumes after them;
+- verify scripts (``V<version>__<description>.verify.yml``, the pairing rules of ``_migrations``):
+  ``verify:`` checks, each a command and the values its reply must hold (``expect``, dotted paths),
+  run right after the migration's commands, inside its transaction when it has one (a failing
+  check rolls it back); after a non-transactional migration a failing check records it as failed
+  with every command done, so the next run only verifies again. ``mode=verify`` re-runs the checks
+  of every applied version and changes nothing.
 """
 
 from __future__ import annotations
@@ -181,6 +187,86 @@ def substitute(value: Any, placeholders: dict[str, Any], script: str) -> Any:
     if whole:
         return placeholders[whole.group(1)]
     return _PLACEHOLDER.sub(lambda m: str(placeholders[m.group(1)]), value)
+
+
+VERIFY_KEYS = {"command", "expect"}
+
+
+class VerifyFailed(RuntimeError):
+    """A verify check whose reply does not hold the expected values."""
+
+
+def parse_verify(text: str, script: str) -> list[dict[str, Any]]:
+    """A verify file: ``verify:`` (or a bare list) of ``{command: {...}, expect: {path: value}}``."""
+    if yaml is None:
+        raise MissingDriverError("PyYAML", YAML_IMPORT_ERROR or "not installed")
+    try:
+        data = json.loads(text) if script.lower().endswith(".json") else yaml.load(text, Loader=_Yaml12Loader)
+    except (ValueError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())
+        raise DbopsError(f"read verify script {script}: malformed file: {detail}") from exc
+    if isinstance(data, dict) and set(data) == {"verify"}:
+        data = data["verify"]
+    if not isinstance(data, list) or not data:
+        raise DbopsError(f"read verify script {script}: expected verify: with a list of checks"
+                         " ({command: {...}, expect: {field: value}})")
+    checks = []
+    for number, check in enumerate(data, 1):
+        if not isinstance(check, dict) or set(check) != VERIFY_KEYS or not isinstance(check["expect"], dict) \
+                or not check["expect"]:
+            raise DbopsError(f"read verify script {script}: check {number} must have exactly command: and a"
+                             " non-empty expect: mapping")
+        command = _commands([check["command"]], script, f"verify check {number}")[0]
+        checks.append({"command": command, "expect": _extended_json(check["expect"])})
+    return checks
+
+
+def reply_value(reply: Any, path: str) -> Any:
+    """The value at a dotted ``path`` of a command reply (``cursor.firstBatch.0.n``); KeyError if absent."""
+    value = reply
+    for part in path.split("."):
+        if isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            raise KeyError(path)
+    return value
+
+
+def judge_reply(reply: Any, expect: dict[str, Any]) -> str | None:
+    """What differs between a reply and the expected values (``None`` when it matches)."""
+    problems = []
+    for path, wanted in expect.items():
+        try:
+            actual = reply_value(reply, path)
+        except KeyError:
+            problems.append(f"{path} is missing from the reply")
+            continue
+        if actual != wanted or isinstance(actual, bool) != isinstance(wanted, bool):
+            problems.append(f"{path} is {_jsonable(actual)!r}, expected {_jsonable(wanted)!r}")
+    return "; ".join(problems) or None
+
+
+def run_verify(db: Any, script: str, checks: list[dict[str, Any]], session: Any = None) -> None:
+    """Run a verify script's checks; ``VerifyFailed`` naming the script and the first failing check."""
+    for number, check in enumerate(checks, 1):
+        reply = db.command(check["command"], session=session)
+        problem = judge_reply(reply, check["expect"])
+        if problem:
+            raise VerifyFailed(f"verify script {script} failed at check {number}: {problem}")
+
+
+def load_verify(migrations: core.MigrationSet, placeholders: dict[str, Any] | None = None
+                ) -> dict[str, list[dict[str, Any]]]:
+    """Every verify script of the set, parsed up front (by the script name of its migration)."""
+    versioned = migrations.by_version()
+    checks = {}
+    for version, verify in migrations.verify.items():
+        parsed = parse_verify(verify.text(), verify.script)
+        checks[versioned[version].script] = substitute(parsed, placeholders, verify.script) if placeholders \
+            else parsed
+    return checks
 
 
 def load_documents(migrations: core.MigrationSet,
@@ -432,6 +518,7 @@ class Settings:
     # Files read on the controller by the action plugin (``{script: base64}``), instead of ``path``.
     files: dict[str, str] | None = field(default=None, repr=False)
     src: str | None = None
+    mode: str = "migrate"
 
 
 def settings_from_params(params: dict[str, Any]) -> Settings:
@@ -450,6 +537,7 @@ def settings_from_params(params: dict[str, Any]) -> Settings:
         lock_ttl=int(params.get("lock_ttl") or 60), lock_timeout=int(params.get("lock_timeout") or 0),
         installed_by=params.get("login_user") or os_user(),
         placeholders=dict(params.get("placeholders") or {}),
+        mode=params.get("mode") or "migrate",
     )
 
 
@@ -461,6 +549,8 @@ class Prepared:
     plan: core.Plan
     # Failed steps to resume; empty with repair, which removes them and starts those steps afresh.
     resumable: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Verify checks by the script name of the versioned migration they verify.
+    verify: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def prepare(db: Any, settings: Settings) -> Prepared:
@@ -468,6 +558,7 @@ def prepare(db: Any, settings: Settings) -> Prepared:
     shipped = core.shipped_contents(settings.files, settings.src)
     migrations = core.discover(settings.path, EXTENSIONS, contents=shipped)
     docs = load_documents(migrations, settings.placeholders)
+    verify = load_verify(migrations, settings.placeholders)
     history = read_history(db, settings.history_collection)
     options = core.PlanOptions(
         target=settings.target, allow_downgrade=settings.allow_downgrade, out_of_order=settings.out_of_order,
@@ -475,7 +566,7 @@ def prepare(db: Any, settings: Settings) -> Prepared:
         repair=settings.repair, inline_undo=lambda m: bool(docs[m.script].down),
     )
     plan = core.plan(migrations, history.rows(include_resumable=settings.repair), options)
-    return Prepared(migrations, docs, history, plan, {} if settings.repair else history.resumable())
+    return Prepared(migrations, docs, history, plan, {} if settings.repair else history.resumable(), verify)
 
 
 def plan_dicts(prepared: Prepared) -> list[dict[str, Any]]:
@@ -487,6 +578,9 @@ def plan_dicts(prepared: Prepared) -> list[dict[str, Any]]:
         data["commands"] = _jsonable(cmds)
         if step.migration is not None:
             data["transaction"] = prepared.docs[step.migration.script].transaction
+            verify = core.verify_script(prepared.migrations, step)
+            if verify is not None:
+                data["verify"] = verify.script
             failed = resumable.get(_step_key(step)) if not step.rows else None
             if failed is not None:
                 data["resume_after"] = int(failed.get("commands_done", 0))
@@ -595,6 +689,9 @@ class Runner:
                 reply = self.db.command(cmd, session=session)
                 check_write_reply(reply, f"{next(iter(cmd))} {cmd[next(iter(cmd))]}")
                 done += 1
+            verify = core.verify_script(self.prepared.migrations, step)
+            if verify is not None:
+                run_verify(self.db, verify.script, self.prepared.verify[step.script], session=session)
             row = self._row(step, True, started, commands=len(cmds), resumed_after=start_at or None)
             if failed is not None:
                 self.history.delete_one({"_id": failed["_id"]}, session=session)
@@ -603,6 +700,8 @@ class Runner:
                 session.commit_transaction()
         except (*self.error_types, DbopsError) as exc:
             where = f"command {done + 1} of {len(cmds)}" if done < len(cmds) else "recording its history"
+            if isinstance(exc, VerifyFailed):
+                where = "its verify script"
             if session is not None and session.in_transaction:
                 session.abort_transaction()
                 done = 0
@@ -633,6 +732,39 @@ class Runner:
             self.rank += 1
 
 
+def verify_applied(db: Any, settings: Settings, error_types: tuple[type[BaseException], ...],
+                   describe_error: Callable[[Any], str] = str) -> dict[str, Any]:
+    """mode=verify: run the verify checks of every applied version (no lock, no write)."""
+    migrations = core.discover(settings.path, EXTENSIONS)
+    checks = load_verify(migrations, settings.placeholders)
+    history = read_history(db, settings.history_collection).rows(include_resumable=False)
+    pairs = core.applied_verifications(migrations, history)
+    results, failures = [], []
+    for row, verify in pairs:
+        entry: dict[str, Any] = {"version": row.version, "script": row.script, "verify": verify.script}
+        try:
+            run_verify(db, verify.script, checks[migrations.by_version()[verify.version].script])
+            entry["ok"] = True
+        except VerifyFailed as exc:
+            entry.update(ok=False, error=str(exc))
+        except error_types as exc:
+            entry.update(ok=False, error=f"verify script {verify.script}: {describe_error(exc)}")
+        if not entry["ok"]:
+            failures.append(entry["error"])
+        results.append(entry)
+    state = core.history_state(history)
+    current = str(state.current()) if state.current() is not None else None
+    result = {"changed": False, "version_before": current, "version": current, "verified": results,
+              "pending": [], "applied": [], "plan": [],
+              "unverified": [state.applied[v].script for v in sorted(state.applied)
+                             if v not in migrations.verify]}
+    if failures:
+        raise DbopsError(f"verify migrations of {settings.database}: {len(failures)} of {len(results)} verify"
+                         " scripts failed (the live data has drifted from the migrations): "
+                         + "; ".join(failures), **result)
+    return result
+
+
 def result_fields(prepared: Prepared) -> dict[str, Any]:
     plan = prepared.plan
     return {
@@ -647,6 +779,8 @@ def migrate(client: Any, settings: Settings, *, check_mode: bool,
             describe_error: Callable[[Any], str] = str, owner: str | None = None) -> dict[str, Any]:
     """Plan, and outside check mode take the lock, re-plan under it and run. Returns module results."""
     db = client[settings.database]
+    if settings.mode == "verify":
+        return verify_applied(db, settings, error_types, describe_error)
     prepared = prepare(db, settings)
     result: dict[str, Any] = {"changed": prepared.plan.changed, "applied": [], **result_fields(prepared),
                               "plan": plan_dicts(prepared)}

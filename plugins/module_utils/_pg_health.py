@@ -16,6 +16,7 @@ import datetime
 import re
 from typing import Any, Callable
 
+from ansible_collections.dbops.datastores.plugins.module_utils import _migrations as mig
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 
 QUERY_TEXT_LIMIT = 1000
@@ -58,52 +59,46 @@ def statements_unavailable_reason(
     )
 
 
-def _version_key(text: str) -> tuple[int, ...]:
-    parts = [int(p) for p in re.split(r"[._]", str(text)) if p.isdigit()]
-    while parts and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
-
-
 def migration_state(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Current version from a pg_migrate history table's rows.
+    """Current version from a pg_migrate history table's rows (``_migrations.history_state`` rules).
 
-    A version's state is its latest successful row (by ``installed_rank``/``rank`` when present,
-    else ``installed_on``): applied when that row is a versioned or baseline row, not applied
-    when it is an undo row. Repeatable rows carry no version.
+    Rows are replayed by ``installed_rank``/``rank`` when present, else ``installed_on``; a row whose
+    version is not a version is ignored. A baseline row counts as applied.
     """
 
     def order(row: dict[str, Any]) -> tuple[Any, ...]:
         rank = row.get("installed_rank", row.get("rank"))
         return (rank if rank is not None else 0, str(row.get("installed_on") or ""))
 
-    state: dict[tuple[int, ...], dict[str, Any]] = {}
-    failed = 0
-    for row in sorted(rows, key=order):
-        if row.get("success") is False:
-            failed += 1
-            continue
-        version = row.get("version")
-        if version in (None, ""):
-            continue
-        kind = str(row.get("type") or "versioned").lower()
-        state[_version_key(version)] = {"row": row, "applied": not kind.startswith("u")}
-    applied = [(key, value["row"]) for key, value in state.items() if value["applied"]]
-    if not applied:
-        return {
-            "version": None,
-            "installed_on": None,
-            "description": None,
-            "applied_count": 0,
-            "failed_count": failed,
-        }
-    _key, row = max(applied, key=lambda item: item[0])
+    def valid(version: Any) -> bool:
+        try:
+            return version in (None, "") or bool(mig.parse_version(version))
+        except ValueError:
+            return False
+
+    history = [
+        mig.HistoryRow(
+            rank=number, kind=str(row.get("type") or mig.KIND_VERSIONED).lower(),
+            version=None if row.get("version") in (None, "") else str(row.get("version")),
+            description=str(row.get("description") or ""), script=str(row.get("script") or ""),
+            checksum=row.get("checksum"), success=row.get("success") is not False,
+            installed_on=row.get("installed_on"),
+        )
+        for number, row in enumerate(sorted(rows, key=order)) if valid(row.get("version"))
+    ]
+    state = mig.history_state(history)
+    current = state.current()
+    applied_count = len(state.applied) + (1 if state.baseline is not None else 0)
+    if current is None:
+        return {"version": None, "installed_on": None, "description": None, "applied_count": 0,
+                "failed_count": len(state.failed)}
+    row = state.applied.get(current) or state.baseline
     return {
-        "version": str(row.get("version")),
-        "description": row.get("description"),
-        "installed_on": iso(row.get("installed_on")),
-        "applied_count": len(applied),
-        "failed_count": failed,
+        "version": row.version if row is not None else str(current),
+        "description": row.description if row is not None else None,
+        "installed_on": iso(row.installed_on) if row is not None else None,
+        "applied_count": applied_count,
+        "failed_count": len(state.failed),
     }
 
 

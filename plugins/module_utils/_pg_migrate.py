@@ -18,7 +18,14 @@ file adds what is specific to PostgreSQL:
   history row that is written as failed first and marked successful at the end: a failure (or a
   kill) leaves a failed row that blocks later runs until ``repair``;
 - placeholders, pre-checks, session timeouts and error messages that name the file, line and the
-  server's message.
+  server's message;
+- verify scripts (``V<version>__<description>.verify.sql``): run in the migration's own transaction
+  right before its history row (a failing verify rolls the migration back), or, for
+  ``transaction=off`` migrations, in a read-only transaction after the last statement (a failing
+  verify leaves the row failed); ``mode=verify`` re-runs the verify scripts of every applied version
+  in read-only transactions that are rolled back, and reports each failure (drift);
+- retries of a transactional migration that failed on ``lock_timeout`` (SQLSTATE 55P03), with a
+  doubling delay, never for any other error.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ _PLAIN_VALUE = re.compile(r"(?:[A-Za-z0-9_.:@+]+(?:-[A-Za-z0-9_.:@+]+)*)?")
 PLACEHOLDER_KINDS = ("literal", "identifier", "raw")
 SECRET_MASK = "********"
 _DIRECTIVES = {"transaction": ("on", "off")}
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of lock_timeout expiring
+MODES = ("migrate", "verify")
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,17 @@ class Settings:
     require_extensions: tuple[str, ...] = ()
     session_role: str | None = None
     history_readers: tuple[str, ...] = ("pg_monitor",)
+    mode: str = "migrate"
+    lock_retries: int = 0
+    lock_retry_delay: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise DbopsError(f"check option mode: {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.lock_retries < 0:
+            raise DbopsError(f"check option lock_retries: {self.lock_retries} is negative (0 means no retry)")
+        if self.lock_retry_delay < 0:
+            raise DbopsError(f"check option lock_retry_delay: {self.lock_retry_delay:g} is negative")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Settings:
@@ -95,6 +115,10 @@ class Settings:
             session_role=params.get("session_role") or None,
             history_readers=tuple(params.get("history_readers") if params.get("history_readers") is not None
                                   else ("pg_monitor",)),
+            mode=params.get("mode") or "migrate",
+            lock_retries=int(params.get("lock_retries") or 0),
+            lock_retry_delay=float(5.0 if params.get("lock_retry_delay") is None
+                                   else params["lock_retry_delay"]),
         )
 
     def plan_options(self) -> mig.PlanOptions:
@@ -276,6 +300,15 @@ def required_version_num(text: str) -> int:
 
 
 @dataclass
+class VerifySql:
+    """A verify script with the SQL it will run."""
+
+    script: str
+    sql: str
+    statements: list[_pg_script.Statement]
+
+
+@dataclass
 class Script:
     """A planned step with the SQL it will run."""
 
@@ -284,6 +317,7 @@ class Script:
     transactional: bool
     statements: list[_pg_script.Statement]
     shown_sql: str | None = None  # the SQL with secret placeholder values masked
+    verify: VerifySql | None = None
 
     @property
     def action_label(self) -> str:
@@ -294,12 +328,34 @@ class Script:
     def to_dict(self, with_sql: bool) -> dict[str, Any]:
         data = self.step.to_dict()
         data["transaction"] = self.transactional
+        if self.verify is not None:
+            data["verify"] = self.verify.script
         if with_sql:
             data["sql"] = self.sql if self.shown_sql is None else self.shown_sql
+            if self.verify is not None:
+                data["verify_sql"] = self.verify.sql
         return data
 
 
-def prepare(step: mig.Step, placeholders: dict[str, str]) -> Script:
+def prepare_verify(migration: mig.Migration, placeholders: dict[str, str]) -> VerifySql:
+    """Read, substitute and check a verify script: plain SQL that runs inside a transaction."""
+    name = migration.script
+    raw = migration.text()
+    if parse_directives(raw, name):
+        raise DbopsError(f"check {name}: a verify script takes no dbops: directive (it always runs in a"
+                         " transaction)")
+    sql = substitute(raw, placeholders, name)
+    statements = _pg_script.split(sql, name)
+    if not statements:
+        raise DbopsError(f"check {name}: the verify script has no SQL statement")
+    problems = _pg_script.meta_command_problems(statements) + _pg_script.transaction_problems(statements)
+    if problems:
+        details = "; ".join(f"line {stmt.line}: {reason}" for stmt, reason in problems)
+        raise DbopsError(f"check {name}: {details}")
+    return VerifySql(name, sql, statements)
+
+
+def prepare(step: mig.Step, placeholders: dict[str, str], verify: mig.Migration | None = None) -> Script:
     """Read, substitute and check one step's script (``DbopsError`` before anything runs)."""
     if step.migration is None:
         raise DbopsError(f"prepare {step.action} step: it has no script")
@@ -321,18 +377,21 @@ def prepare(step: mig.Step, placeholders: dict[str, str]) -> Script:
         details = "; ".join(f"line {stmt.line}: {reason}" for stmt, reason in problems)
         raise DbopsError(f"check {name}: {details}")
     shown = substitute(raw, placeholders, name, masked=True) if getattr(placeholders, "secret", ()) else None
-    return Script(step, sql, transactional, statements, shown)
+    return Script(step, sql, transactional, statements, shown_sql=shown,
+                  verify=prepare_verify(verify, placeholders) if verify is not None else None)
 
 
-def prepare_all(steps: Sequence[mig.Step], placeholders: dict[str, str]) -> list[Script]:
-    """Prepare every step that runs a script; all problems are reported together."""
+def prepare_all(steps: Sequence[mig.Step], placeholders: dict[str, str],
+                migrations: mig.MigrationSet | None = None) -> list[Script]:
+    """Prepare every step that runs a script (with its verify script); all problems together."""
     scripts: list[Script] = []
     problems: list[str] = []
     for step in steps:
         if step.migration is None:
             continue
         try:
-            scripts.append(prepare(step, placeholders))
+            verify = mig.verify_script(migrations, step) if migrations is not None else None
+            scripts.append(prepare(step, placeholders, verify))
         except DbopsError as exc:
             problems.append(exc.msg)
     if problems:
@@ -380,6 +439,7 @@ def locate(sql: str, offset: int) -> str:
 
 
 PROGRESS_TAG = "dbops:statement:"
+VERIFY_TAG = "dbops:verify:"
 
 
 @dataclass
@@ -390,6 +450,8 @@ class TransactionMessage:
     prefix_end: int
     spans: list[tuple[int, int, _pg_script.Statement, int]]  # start, end, statement, number
     markers: bool
+    verify: VerifySql | None = None
+    verify_spans: list[tuple[int, int, _pg_script.Statement, int]] = field(default_factory=list)
 
     def locate_failure(self, sql: str, position: int | None, notices: Sequence[str]) -> str:
         """Where in the script an error happened: " statement N at line L, column C (...)"."""
@@ -403,25 +465,35 @@ class TransactionMessage:
         for start, end, statement, number in self.spans:
             if start < position <= end:
                 return f" statement {number} at {locate(sql, statement.offset + position - 1 - start)}"
+        for start, end, statement, number in self.verify_spans:
+            if self.verify is not None and start < position <= end:
+                where = locate(self.verify.sql, statement.offset + position - 1 - start)
+                return f": verify script {self.verify.script} failed at statement {number}, {where}"
         return " while recording it in the history"
 
     def _by_progress(self, sql: str, notices: Sequence[str]) -> str:
         reached = None
         for notice in notices:
-            found = re.search(re.escape(PROGRESS_TAG) + r"(\d+)", notice)
+            found = re.search("(" + re.escape(PROGRESS_TAG) + "|" + re.escape(VERIFY_TAG) + r")(\d+)", notice)
             if found:
-                reached = int(found.group(1))
+                reached = (found.group(1), int(found.group(2)))
         if reached is None:
             return " while locking the history table"
         where = " while recording it in the history"
-        for _start, _end, statement, number in self.spans:
-            if number == reached:
+        spans = self.spans if reached[0] == PROGRESS_TAG else self.verify_spans
+        for _start, _end, statement, number in spans:
+            if number != reached[1]:
+                continue
+            if reached[0] == PROGRESS_TAG:
                 where = f" statement {number} at {locate(sql, statement.offset)}"
+            elif self.verify is not None:
+                where = (f": verify script {self.verify.script} failed at statement {number},"
+                         f" {locate(self.verify.sql, statement.offset)}")
         return where
 
 
 def transaction_message(table: str, statements: Sequence[_pg_script.Statement], insert: str,
-                        markers: bool = True) -> TransactionMessage:
+                        markers: bool = True, verify: VerifySql | None = None) -> TransactionMessage:
     """``BEGIN; LOCK history; [notice N; statement N;]...; [notice 0;] INSERT; COMMIT`` as one string.
 
     With ``markers`` each statement is preceded by a tiny ``DO`` block raising the notice
@@ -433,8 +505,8 @@ def transaction_message(table: str, statements: Sequence[_pg_script.Statement], 
     size = len(prefix)
     spans = []
 
-    def marker(number: int) -> str:
-        return f"DO $dbops$BEGIN RAISE NOTICE '{PROGRESS_TAG}{number}'; END$dbops$;\n" if markers else ""
+    def marker(number: int, tag: str = PROGRESS_TAG) -> str:
+        return f"DO $dbops$BEGIN RAISE NOTICE '{tag}{number}'; END$dbops$;\n" if markers else ""
 
     for number, statement in enumerate(statements, 1):
         tag = marker(number)
@@ -442,8 +514,16 @@ def transaction_message(table: str, statements: Sequence[_pg_script.Statement], 
         spans.append((size + len(tag), size + len(tag) + len(statement.text), statement, number))
         parts += [tag, body, "\n"]
         size += len(tag) + len(body) + 1
+    verify_spans = []
+    # The verify script's statements come after the migration's, before its history row.
+    for number, statement in enumerate(verify.statements if verify is not None else (), 1):
+        tag = marker(number, VERIFY_TAG)
+        body = statement.text if statement.text.rstrip().endswith(";") else statement.text + "\n;"
+        verify_spans.append((size + len(tag), size + len(tag) + len(statement.text), statement, number))
+        parts += [tag, body, "\n"]
+        size += len(tag) + len(body) + 1
     parts += [marker(0), insert, ";\nCOMMIT;"]
-    return TransactionMessage("".join(parts), len(prefix), spans, markers)
+    return TransactionMessage("".join(parts), len(prefix), spans, markers, verify, verify_spans)
 
 
 # ---------------------------------------------------------------- the run
@@ -705,7 +785,8 @@ class Migrator:
         elapsed = "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int"
         with self.conn.cursor() as cur:
             insert = self._insert_sql(cur, script.step, kind, True, elapsed)
-            message = transaction_message(table, script.statements, insert, markers=self.markers)
+            message = transaction_message(table, script.statements, insert, markers=self.markers,
+                                          verify=script.verify)
             del self.conn.notices[:]
             try:
                 cur.execute(message.text)
@@ -747,9 +828,97 @@ class Migrator:
                         f" {self.settings.history_name}: fix the database, then run with repair=true)",
                         script=script.step.script, sqlstate=getattr(exc, "pgcode", None),
                     ) from exc
+            if script.verify is not None:
+                try:
+                    self.run_verify(script.verify)
+                except DbopsError as exc:
+                    raise DbopsError(
+                        f"{script.action_label} {script.step.script} (transaction=off): {exc.msg} (every"
+                        f" statement stays applied; recorded as failed in {self.settings.history_name}:"
+                        " fix the database, then run with repair=true)",
+                        script=script.step.script, verify=script.verify.script,
+                    ) from exc
             elapsed_ms = int((time.monotonic() - started) * 1000)
             cur.execute(f"UPDATE {table} SET success = true, execution_ms = %s WHERE installed_rank = %s",
                         (elapsed_ms, rank))
+
+    def run_verify(self, verify: VerifySql) -> None:
+        """Run a verify script in a read-only transaction that is rolled back; ``DbopsError`` on failure."""
+        with self.conn.cursor() as cur:
+            cur.execute("BEGIN READ ONLY")
+            try:
+                for number, statement in enumerate(verify.statements, 1):
+                    try:
+                        cur.execute(statement.text)
+                    except pg.psycopg2.Error as exc:
+                        position = error_position(exc)
+                        offset = statement.offset + (position - 1 if position else 0)
+                        raise DbopsError(
+                            f"verify script {verify.script} failed at statement {number},"
+                            f" {locate(verify.sql, offset)}: {server_message(exc)}",
+                            verify=verify.script, sqlstate=getattr(exc, "pgcode", None),
+                        ) from exc
+            finally:
+                self._rollback()
+
+    def run_script_retrying(self, script: Script, sleep: Any = time.sleep) -> dict[str, Any]:
+        """run_script, retried after a doubling delay while a transactional one fails on lock_timeout."""
+        attempt = 0
+        while True:
+            try:
+                result = self.run_script(script)
+            except DbopsError as exc:
+                if not (script.transactional and exc.details.get("sqlstate") == LOCK_NOT_AVAILABLE
+                        and attempt < self.settings.lock_retries):
+                    if attempt:
+                        exc.msg += f" (after {attempt} retr{'y' if attempt == 1 else 'ies'} on lock_timeout)"
+                    raise
+                sleep(retry_delay(self.settings.lock_retry_delay, attempt))
+                attempt += 1
+                continue
+            if attempt:
+                result["lock_retries"] = attempt
+            return result
+
+
+def retry_delay(base: float, attempt: int) -> float:
+    """Seconds to wait before retry ``attempt + 1``: ``base`` doubled per retry, at most 10 x base."""
+    return min(base * (2 ** attempt), base * 10)
+
+
+def verify_applied(migrator: Migrator, migrations: mig.MigrationSet,
+                   history: Sequence[mig.HistoryRow], placeholders: dict[str, str]) -> dict[str, Any]:
+    """mode=verify: run the verify script of every applied version; changes nothing."""
+    pairs = mig.applied_verifications(migrations, history)
+    prepared = [(row, prepare_verify(script, placeholders)) for row, script in pairs]
+    results: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for row, verify in prepared:
+        entry: dict[str, Any] = {"version": row.version, "script": row.script, "verify": verify.script}
+        try:
+            migrator.run_verify(verify)
+            entry["ok"] = True
+        except DbopsError as exc:
+            entry.update(ok=False, error=exc.msg)
+            failures.append(exc.msg)
+        results.append(entry)
+    state = mig.history_state(history)
+    result = {
+        "changed": False,
+        "version_before": _text(state.current()),
+        "version": _text(state.current()),
+        "verified": results,
+        "pending": [],
+        "applied": [],
+        "unverified": [state.applied[v].script for v in sorted(state.applied) if v not in migrations.verify],
+    }
+    if failures:
+        raise DbopsError(
+            f"verify migrations of {migrator.database}: {len(failures)} of {len(results)} verify scripts"
+            " failed (the live schema has drifted from the migrations): " + "; ".join(failures),
+            **result,
+        )
+    return result
 
 
 def diff(version_before: str | None, version_after: str | None,
@@ -778,10 +947,15 @@ def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     try:
         migrator.connect()
         migrator.pre_checks()
+        if settings.mode == "verify":
+            return {**verify_applied(migrator, migrations, migrator.read_history(locked=False),
+                                     settings.placeholders),
+                    "history_table": settings.history_name, "database": migrator.database,
+                    "server_version": migrator.server["server_version"], "lock_wait_s": 0.0}
         lock_wait = 0.0 if check_mode else migrator.acquire_lock()
         history = migrator.read_history(locked=not check_mode)
         plan = mig.plan(migrations, history, settings.plan_options())
-        scripts = {id(s.step): s for s in prepare_all(plan.steps, settings.placeholders)}
+        scripts = {id(s.step): s for s in prepare_all(plan.steps, settings.placeholders, migrations)}
         result: dict[str, Any] = {
             "changed": plan.changed,
             "version_before": _text(plan.version_before),
@@ -801,7 +975,7 @@ def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         migrator.ensure_history_table()
         for step in plan.steps:
             script = scripts.get(id(step))
-            applied.append(migrator.run_script(script) if script else migrator.run_bookkeeping(step))
+            applied.append(migrator.run_script_retrying(script) if script else migrator.run_bookkeeping(step))
         result["applied"] = mig.compact_steps(applied)
         result["applied_count"] = len(applied)
         return result

@@ -106,6 +106,19 @@ options:
     description: Seconds to wait for a lock held by another runner before failing.
     type: int
     default: 300
+  mode:
+    description:
+      - C(migrate) brings the database to O(target).
+      - "C(verify) re-runs the verify checks of every applied version
+        (C(V<version>__<description>.verify.yml): C(verify:) a list of
+        C({command: {...}, expect: {field.path: value}})) and fails listing each check whose
+        reply differs. It changes nothing and takes no lock."
+      - During C(migrate) the verify checks of a migration run right after its commands, inside its
+        transaction when it has one (a failing check rolls it back); after a non-transactional
+        migration a failing check records it as failed, and the next run only verifies again.
+    type: str
+    choices: [migrate, verify]
+    default: migrate
 extends_documentation_fragment:
   - dbops.datastores.mongodb
   - dbops.datastores.attributes
@@ -232,6 +245,7 @@ def main() -> None:
         lock_collection={"type": "str", "default": "dbops_migration_lock"},
         lock_ttl={"type": "int", "default": 60},
         lock_timeout={"type": "int", "default": 300},
+        mode={"type": "str", "default": "migrate", "choices": ["migrate", "verify"]},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("path", "src")], mutually_exclusive=[("path", "src")])

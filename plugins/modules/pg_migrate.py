@@ -27,6 +27,13 @@ description:
     O(lock_timeout) seconds, then fails naming the session that holds the lock.
   - Applied migrations are checked against their files (sha256 of the file bytes); a changed file
     fails the task unless O(validate_checksums=false).
+  - "Verify scripts: C(V<version>__<description>.verify.sql) checks the migration with the same
+    version and fails (raises an error, for example C(DO $$BEGIN ASSERT ...; END$$)) when the
+    check does not hold. It runs right after its migration inside the same transaction, so a
+    failing verify rolls the migration back; after a C(transaction=off) migration it runs once the
+    last statement is done and a failure leaves the migration recorded as failed. A verify script
+    whose version has no C(V) file fails the task before anything runs. O(mode=verify) re-runs the
+    verify scripts of every applied version and changes nothing."
   - In check mode the task returns the ordered plan with each script's SQL and changes nothing,
     not even the history table. See the migrations guide (docs/migrations.md) for the details.
 options:
@@ -132,6 +139,29 @@ options:
         query on that table behind it.
       - Unset keeps the server's setting.
     type: str
+  lock_retries:
+    description:
+      - How many times a transactional migration that failed because a lock was not granted within
+        O(session_lock_timeout) (SQLSTATE C(55P03)) is retried; it was rolled back, so a retry
+        starts from a clean state. Any other error is never retried.
+    type: int
+    default: 0
+  lock_retry_delay:
+    description:
+      - Seconds before the first retry (O(lock_retries)); each later retry waits twice as long as
+        the one before, at most ten times this value.
+    type: float
+    default: 5
+  mode:
+    description:
+      - C(migrate) brings the database to O(target).
+      - C(verify) re-runs the verify script of every applied version, each in a read-only
+        transaction that is rolled back, and fails listing every verify script that fails (the
+        live schema drifted, for example an index dropped by hand). It never changes anything and
+        takes no migration lock.
+    type: str
+    choices: [migrate, verify]
+    default: migrate
   repair:
     description:
       - Remove the history rows of failed migrations (from C(transaction=off) scripts that failed
@@ -199,6 +229,20 @@ EXAMPLES = r"""
     path: /opt/octopus/migrations
   become: true
   become_user: postgres
+
+- name: Check that every applied migration still holds (dropped index, missing column...)
+  dbops.datastores.pg_migrate:
+    login_db: octopus_messenger
+    path: /opt/octopus/migrations
+    mode: verify
+
+- name: Retry a migration twice when a table lock is not granted within 10 s
+  dbops.datastores.pg_migrate:
+    login_db: octopus_messenger
+    path: /opt/octopus/migrations
+    session_lock_timeout: 10s
+    lock_retries: 2
+    lock_retry_delay: 30
 
 - name: Preview what would run (nothing changes)
   dbops.datastores.pg_migrate:
@@ -309,6 +353,22 @@ lock_wait_s:
   returned: always
   type: float
   sample: 0.0
+verified:
+  description: With O(mode=verify), each verify script run, with C(ok) and the C(error) when it failed.
+  returned: when O(mode=verify)
+  type: list
+  elements: dict
+  sample:
+    - version: "2"
+      script: V2__index_messages.sql
+      verify: V2__index_messages.verify.sql
+      ok: true
+unverified:
+  description: With O(mode=verify), applied migrations that have no verify script.
+  returned: when O(mode=verify)
+  type: list
+  elements: str
+  sample: [V1__create_messages.sql]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -342,6 +402,9 @@ def argument_spec() -> dict:
         require_extensions={"type": "list", "elements": "str", "default": []},
         session_role={"type": "str"},
         history_readers={"type": "list", "elements": "str", "default": ["pg_monitor"]},
+        lock_retries={"type": "int", "default": 0},
+        lock_retry_delay={"type": "float", "default": 5},
+        mode={"type": "str", "default": "migrate", "choices": list(_pg_migrate.MODES)},
     )
     return spec
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _health, _pg_health
+from ansible_collections.dbops.datastores.plugins.module_utils import _pg_health, _pg_health_checks
 
 
 def _facts_with_a_lock_wait(version_num):
@@ -15,7 +15,7 @@ def _facts_with_a_lock_wait(version_num):
 
 
 def test_lock_waits_on_13_is_skipped_with_the_reason_not_ok():
-    result = _health.evaluate_pg(_facts_with_a_lock_wait(130023))
+    result = _pg_health_checks.evaluate_pg(_facts_with_a_lock_wait(130023))
     check = next(c for c in result["checks"] if c["id"] == "lock_waits")
     assert check["status"] == "skipped"
     assert "pg_locks.waitstart is new in 14" in check["reason"]
@@ -24,6 +24,6 @@ def test_lock_waits_on_13_is_skipped_with_the_reason_not_ok():
 def test_lock_waits_on_14_is_evaluated():
     facts = _facts_with_a_lock_wait(140000)
     facts["locks"]["blocked"][0]["wait_seconds"] = 600.0
-    result = _health.evaluate_pg(facts)
+    result = _pg_health_checks.evaluate_pg(facts)
     check = next(c for c in result["checks"] if c["id"] == "lock_waits")
     assert check["status"] == "critical"

@@ -540,3 +540,54 @@ def test_contents_sent_by_the_action_plugin_plan_like_the_directory(tmp_path):
         m.discover("ctl:/m", ["sql"], contents={"README.md": b""})
     with pytest.raises(DbopsError, match="unparsable migration name"):
         m.discover("ctl:/m", ["sql"], contents={"X1__bad.sql": b""})
+
+
+# ---------------------------------------------------------------- verify scripts
+
+
+def test_parse_name_reads_verify_scripts():
+    parsed = m.parse_name("V1.2__add_index.verify.sql", ["sql"])
+    assert (parsed.kind, str(parsed.version), parsed.description) == (m.KIND_VERIFY, "1.2", "add index")
+    assert m.parse_name("V3__seed.VERIFY.yml", ["yml"]).kind == m.KIND_VERIFY
+    assert m.KIND_VERIFY not in m.KINDS  # never a history row kind
+
+
+@pytest.mark.parametrize("name", ["U1__x.verify.sql", "R__x.verify.sql", "V__x.verify.sql", "verify.sql"])
+def test_parse_name_refuses_verify_scripts_of_other_kinds(name):
+    with pytest.raises(ValueError):
+        m.parse_name(name, ["sql"])
+
+
+def _verify(version, desc="d"):
+    script = f"V{version}__{desc}.verify.sql"
+    return m.Migration(m.KIND_VERIFY, m.parse_version(version), desc, script, m.checksum(b"x"), b"x")
+
+
+def test_build_set_pairs_verify_scripts_with_their_version():
+    ms = m.build_set([mig("versioned", "1"), mig("versioned", "2"), _verify("2")], "x")
+    assert list(ms.verify) == [m.parse_version("2")]
+    assert [x.script for x in ms.all()] == ["V1__d.sql", "V2__d.sql"]  # verify scripts are not migrations
+
+
+def test_build_set_reports_orphan_and_duplicate_verify_scripts():
+    with pytest.raises(DbopsError) as err:
+        m.build_set([mig("versioned", "1"), _verify("1", "a"), _verify("1.0", "b"), _verify("9")], "db")
+    problems = err.value.details["problems"]
+    assert "duplicate verify script for version 1: V1.0__b.verify.sql and V1__a.verify.sql" in problems
+    assert "V9__d.verify.sql: verify script for version 9 which has no V9__ migration" in problems
+
+
+def test_verify_script_only_for_apply_steps_and_applied_verifications():
+    ms = m.build_set([mig("versioned", "1"), mig("versioned", "2"), mig("undo", "2"), mig("versioned", "3"),
+                      _verify("2"), _verify("3")], "x")
+    steps = m.plan(ms, []).steps
+    assert [m.verify_script(ms, s).script if m.verify_script(ms, s) else None for s in steps] == [
+        None, "V2__d.verify.sql", "V3__d.verify.sql"]
+    rows = [m.HistoryRow(1, "versioned", "1", "d", "V1__d.sql", ms.versioned[0].checksum),
+            m.HistoryRow(2, "versioned", "2", "d", "V2__d.sql", ms.versioned[1].checksum),
+            m.HistoryRow(3, "undo", "2", "d", "U2__d.sql", None)]
+    assert m.applied_verifications(ms, rows) == []  # 2 was undone, 1 has no verify script
+    undo = m.plan(ms, rows[:2], m.PlanOptions(target="1", allow_downgrade=True)).steps
+    assert [m.verify_script(ms, s) for s in undo] == [None]
+    pairs = m.applied_verifications(ms, rows[:2])
+    assert [(row.script, v.script) for row, v in pairs] == [("V2__d.sql", "V2__d.verify.sql")]

@@ -92,3 +92,11 @@ def test_lock_waits_are_skipped_before_14_with_the_reason():
     assert "PostgreSQL 13 does not record when a lock wait began" in skips["lock_waits"]
     assert _pg_health.version_skips(140000) == {}
     assert _pg_health.version_skips(180004) == {}
+
+
+def test_migration_state_follows_the_migration_rules_for_baselines_and_odd_rows():
+    rows = [row(1, "5", "baseline", description="baseline"), row(2, "6", description="six"),
+            row(3, "not-a-version")]
+    state = _pg_health.migration_state(rows)
+    assert (state["version"], state["description"], state["applied_count"]) == ("6", "six", 2)
+    assert _pg_health.migration_state([row(1, "5", "baseline", description="b")])["version"] == "5"

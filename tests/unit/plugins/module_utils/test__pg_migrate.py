@@ -233,3 +233,17 @@ def test_secret_placeholders_are_masked_in_the_shown_sql():
     shown = pm.substitute(text, placeholders, "V1__x.sql", masked=True)
     assert shown == "CREATE ROLE app PASSWORD '********';"
     assert "s''ecret" in pm.secret_forms({"secret_placeholders": {"pw": "s'ecret"}})
+
+
+def test_retry_delay_doubles_and_is_capped_at_ten_times_the_base():
+    assert [pm.retry_delay(2, n) for n in range(6)] == [2, 4, 8, 16, 20, 20]
+    assert pm.retry_delay(0, 3) == 0
+
+
+def test_settings_refuse_negative_retries_and_unknown_modes():
+    with pytest.raises(DbopsError, match="check option lock_retries: -2 is negative"):
+        pm.Settings(path="x", lock_retries=-2)
+    with pytest.raises(DbopsError, match="check option lock_retry_delay"):
+        pm.Settings(path="x", lock_retry_delay=-1)
+    with pytest.raises(DbopsError, match="check option mode: 'drop' is not one of migrate, verify"):
+        pm.Settings(path="x", mode="drop")
