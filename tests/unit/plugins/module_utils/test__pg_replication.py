@@ -1,0 +1,107 @@
+"""Replication decisions: when a standby's data directory is kept, rebuilt or refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.dbops.datastores.plugins.module_utils import _pg_replication
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._pg_replication import LocalState
+
+PRIMARY = "7312345678901234567"
+OTHER = "7300000000000000001"
+
+
+def state(initialized=True, sysid=PRIMARY, standby=True, marker=False) -> LocalState:
+    return LocalState("/var/lib/postgresql/15/main", initialized, sysid if initialized else None,
+                      standby, marker)
+
+
+def test_a_standby_of_the_primary_is_kept():
+    decision = _pg_replication.decide_standby(state(), PRIMARY, allow_rebuild=False)
+    assert decision.action == "none"
+    # allow_rebuild never rebuilds a healthy standby
+    assert _pg_replication.decide_standby(state(), PRIMARY, allow_rebuild=True).action == "none"
+
+
+def test_an_empty_directory_and_the_roles_own_new_cluster_are_rebuilt():
+    assert _pg_replication.decide_standby(state(initialized=False, standby=False), PRIMARY,
+                                          False).action == "rebuild"
+    assert _pg_replication.decide_standby(state(initialized=False, standby=False), None,
+                                          False).action == "rebuild"
+    fresh = state(sysid=OTHER, standby=False, marker=True)
+    decision = _pg_replication.decide_standby(fresh, PRIMARY, False)
+    assert decision.action == "rebuild"
+    assert "created for this standby" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("local", "primary", "words"),
+    [
+        (state(sysid=OTHER, standby=False), PRIMARY, "different system 7300000000000000001"),
+        (state(sysid=OTHER, standby=True), PRIMARY, "a standby of another cluster"),
+        (state(sysid=PRIMARY, standby=False), PRIMARY, "former or promoted primary"),
+        (state(sysid=OTHER, standby=False), None, "the primary has no cluster yet"),
+    ],
+)
+def test_data_that_would_be_wiped_is_refused_unless_allowed(local, primary, words):
+    decision = _pg_replication.decide_standby(local, primary, allow_rebuild=False)
+    assert decision.action == "refuse"
+    assert words in decision.reason
+    assert "postgresql_replication_allow_rebuild" in decision.reason
+    allowed = _pg_replication.decide_standby(local, primary, allow_rebuild=True)
+    assert allowed.action == "rebuild"
+    assert words in allowed.reason
+
+
+def test_system_identifier_is_parsed_from_pg_controldata():
+    text = (
+        "pg_control version number:            1300\n"
+        "Database system identifier:           7312345678901234567\n"
+    )
+    assert _pg_replication.parse_system_identifier(text) == PRIMARY
+    with pytest.raises(DbopsError, match="printed no identifier"):
+        _pg_replication.parse_system_identifier("garbage")
+
+
+def test_lsn_arithmetic_and_lagging_standbys():
+    assert _pg_replication.lsn_to_int("0/3000060") == 0x3000060
+    assert _pg_replication.lsn_to_int("1/0") == 1 << 32
+    with pytest.raises(DbopsError, match="parse LSN"):
+        _pg_replication.lsn_to_int("nonsense")
+    behind = _pg_replication.lagging(
+        "0/3000100", {"pg2": "0/3000100", "pg3": "0/3000000", "pg4": None, "pg5": "0/3000200"}
+    )
+    assert behind == {"pg3": 0x100, "pg4": None}
+
+
+def test_slot_names_and_conninfo_keep_the_password_out():
+    assert _pg_replication.slot_name("pg-prod-2.prod.example.internal") == "pg_prod_2_prod_example_internal"
+    info = _pg_replication.conninfo("10.0.0.1", 5432, "replicator", "/var/lib/postgresql/a b", "pg2")
+    assert info == (
+        "host=10.0.0.1 port=5432 user=replicator passfile='/var/lib/postgresql/a b' application_name=pg2"
+    )
+    assert "password" not in info.replace("passfile", "")
+    assert _pg_replication.conninfo("h", 1, "o'k", "/p", "a").split()[2] == "user='o\\'k'"
+
+
+def test_local_state_reads_the_files_and_pg_controldata(tmp_path: Path):
+    empty = _pg_replication.read_local_state(str(tmp_path / "missing"), "/nonexistent")
+    assert not empty.initialized and empty.system_identifier is None
+    # The real pg_controldata runs in tests/integration/modules/test_pg_replication_info.py.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "pg_controldata"
+    tool.write_text(f"#!/bin/sh\necho 'Database system identifier:           {PRIMARY}'\n")
+    tool.chmod(0o755)
+    datadir = tmp_path / "data"
+    datadir.mkdir()
+    (datadir / "PG_VERSION").write_text("15\n")
+    (datadir / _pg_replication.NEW_CLUSTER_MARKER).touch()
+    local = _pg_replication.read_local_state(str(datadir), str(bindir))
+    assert local == LocalState(str(datadir), True, PRIMARY, False, True)
+    tool.write_text("#!/bin/sh\necho 'could not open file' >&2\nexit 1\n")
+    with pytest.raises(DbopsError, match="pg_controldata failed: could not open file"):
+        _pg_replication.read_local_state(str(datadir), str(bindir))
