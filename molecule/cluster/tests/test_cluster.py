@@ -70,3 +70,12 @@ def test_no_replication_password_on_disk_argv_or_log_except_the_passfile():
         assert passfile.mode == 0o600 and passfile.user == "postgres"
     conninfo = psql("pg2", "SHOW primary_conninfo").stdout
     assert "passfile=" in conninfo and "password" not in conninfo.replace("passfile", "")
+
+
+def test_rolling_restart_restarted_the_standbys_before_the_primary():
+    """side_effect ran rolling_restart.yml; converge had started the standbys after the primary."""
+    started = {
+        name: psql(name, "SELECT extract(epoch FROM pg_postmaster_start_time())").stdout.strip()
+        for name in HOSTS
+    }
+    assert float(started["pg1"]) > max(float(started["pg2"]), float(started["pg3"])), started
