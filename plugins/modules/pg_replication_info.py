@@ -12,7 +12,7 @@ description:
   - Reads a PostgreSQL data directory on the managed host (C(PG_VERSION), C(standby.signal), the
     system identifier from C(pg_controldata)) and decides what the
     C(dbops.datastores.postgresql) role does with it on a standby
-    (RV(decision.action)): C(none) when it already is a standby of the primary's system,
+    (RV(decision.action)) - C(none) when it already is a standby of the primary's system,
     C(rebuild) when it holds nothing to keep (or O(allow_rebuild=true)), C(refuse) when a base
     backup would wipe a foreign or former-primary data directory.
   - The primary's system identifier is O(primary_system_identifier) or, with O(login_host), read
