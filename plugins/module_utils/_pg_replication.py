@@ -28,6 +28,8 @@ from ansible_collections.dbops.datastores.plugins.module_utils._errors import Db
 NEW_CLUSTER_MARKER = "dbops-new-standby-cluster"
 
 _SYSID_RE = re.compile(r"^Database system identifier:\s*(\d+)\s*$", re.M)
+_CHECKPOINT_RE = re.compile(r"^Latest checkpoint location:\s*([0-9A-Fa-f]+/[0-9A-Fa-f]+)\s*$", re.M)
+_STATE_RE = re.compile(r"^Database cluster state:\s*(.+?)\s*$", re.M)
 _LSN_RE = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
 
 
@@ -40,6 +42,10 @@ class LocalState:
     system_identifier: str | None
     standby_signal: bool
     new_cluster_marker: bool
+    # From pg_controldata: "shut down", "in production", "in archive recovery", ... and the
+    # position of the latest checkpoint (after a clean shutdown: the last WAL record written).
+    cluster_state: str | None = None
+    checkpoint_lsn: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,7 +160,7 @@ def lagging(primary_lsn: str, replayed: dict[str, str | None]) -> dict[str, int 
 def read_local_state(data_directory: str, bin_dir: str) -> LocalState:
     """Read a data directory: PG_VERSION, standby.signal, the marker, the system identifier."""
     initialized = os.path.isfile(os.path.join(data_directory, "PG_VERSION"))
-    sysid = None
+    sysid = state = checkpoint = None
     if initialized:
         argv = [os.path.join(bin_dir, "pg_controldata"), "-D", data_directory]
         try:
@@ -168,12 +174,17 @@ def read_local_state(data_directory: str, bin_dir: str) -> LocalState:
                 f"{proc.stderr.strip()}"
             )
         sysid = parse_system_identifier(proc.stdout)
+        state_match, checkpoint_match = _STATE_RE.search(proc.stdout), _CHECKPOINT_RE.search(proc.stdout)
+        state = state_match.group(1) if state_match else None
+        checkpoint = checkpoint_match.group(1) if checkpoint_match else None
     return LocalState(
         data_directory=data_directory,
         initialized=initialized,
         system_identifier=sysid,
         standby_signal=os.path.isfile(os.path.join(data_directory, "standby.signal")),
         new_cluster_marker=os.path.isfile(os.path.join(data_directory, NEW_CLUSTER_MARKER)),
+        cluster_state=state,
+        checkpoint_lsn=checkpoint,
     )
 
 

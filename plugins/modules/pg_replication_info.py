@@ -74,7 +74,8 @@ local:
   type: dict
   sample: {"data_directory": "/var/lib/postgresql/15/main", "initialized": true,
            "system_identifier": "7312345678901234567", "standby_signal": true,
-           "new_cluster_marker": false}
+           "new_cluster_marker": false, "cluster_state": "in archive recovery",
+           "checkpoint_lsn": "0/3000060"}
 primary:
   description: The primary's answer to C(IDENTIFY_SYSTEM) (with O(login_host) only).
   returned: when the primary was asked

@@ -34,6 +34,8 @@ def test_replication_info_keeps_a_standby_and_refuses_other_data(ansible, pg_pai
     assert kept["changed"] is False
     assert kept["decision"]["action"] == "none"
     assert kept["local"]["standby_signal"] is True
+    assert kept["local"]["cluster_state"] == "in archive recovery"
+    assert kept["local"]["checkpoint_lsn"]
     assert kept["primary"]["system_identifier"] == kept["local"]["system_identifier"]
 
     # The primary's own directory: same system, not a standby (what a former primary looks like).

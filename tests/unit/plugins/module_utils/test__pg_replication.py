@@ -94,14 +94,19 @@ def test_local_state_reads_the_files_and_pg_controldata(tmp_path: Path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     tool = bindir / "pg_controldata"
-    tool.write_text(f"#!/bin/sh\necho 'Database system identifier:           {PRIMARY}'\n")
+    tool.write_text(
+        "#!/bin/sh\n"
+        f"echo 'Database system identifier:           {PRIMARY}'\n"
+        "echo 'Database cluster state:               shut down'\n"
+        "echo 'Latest checkpoint location:           0/3000028'\n"
+    )
     tool.chmod(0o755)
     datadir = tmp_path / "data"
     datadir.mkdir()
     (datadir / "PG_VERSION").write_text("15\n")
     (datadir / _pg_replication.NEW_CLUSTER_MARKER).touch()
     local = _pg_replication.read_local_state(str(datadir), str(bindir))
-    assert local == LocalState(str(datadir), True, PRIMARY, False, True)
+    assert local == LocalState(str(datadir), True, PRIMARY, False, True, "shut down", "0/3000028")
     tool.write_text("#!/bin/sh\necho 'could not open file' >&2\nexit 1\n")
     with pytest.raises(DbopsError, match="pg_controldata failed: could not open file"):
         _pg_replication.read_local_state(str(datadir), str(bindir))
