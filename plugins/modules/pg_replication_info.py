@@ -86,6 +86,15 @@ decision:
   returned: when O(decide=true)
   type: dict
   sample: {"action": "none", "reason": "already a standby of system 7312345678901234567"}
+  contains:
+    action:
+      description: C(none), C(rebuild) or C(refuse).
+      type: str
+      returned: always
+    reason:
+      description: Why, naming the data directory and the system identifiers.
+      type: str
+      returned: always
 """
 
 from ansible.module_utils.basic import AnsibleModule
