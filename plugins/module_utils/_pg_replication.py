@@ -30,7 +30,6 @@ NEW_CLUSTER_MARKER = "dbops-new-standby-cluster"
 _SYSID_RE = re.compile(r"^Database system identifier:\s*(\d+)\s*$", re.M)
 _CHECKPOINT_RE = re.compile(r"^Latest checkpoint location:\s*([0-9A-Fa-f]+/[0-9A-Fa-f]+)\s*$", re.M)
 _STATE_RE = re.compile(r"^Database cluster state:\s*(.+?)\s*$", re.M)
-_LSN_RE = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
 
 
 @dataclass
@@ -70,38 +69,6 @@ def parse_system_identifier(controldata: str) -> str:
     return match.group(1)
 
 
-def lsn_to_int(lsn: str) -> int:
-    """``'16/B374D848'`` -> byte position (for lag arithmetic)."""
-    match = _LSN_RE.match(lsn.strip())
-    if not match:
-        raise DbopsError(f"parse LSN {lsn!r}: not of the form X/Y")
-    return (int(match.group(1), 16) << 32) + int(match.group(2), 16)
-
-
-def slot_name(host: str) -> str:
-    """The physical slot (and application_name) of a standby, from its inventory name."""
-    name = re.sub(r"[^a-z0-9_]", "_", host.lower())
-    return name[:63] or "standby"
-
-
-def _conninfo_value(value: str) -> str:
-    if value and re.fullmatch(r"[A-Za-z0-9_./:-]+", value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def conninfo(host: str, port: int, user: str, passfile: str, application_name: str) -> str:
-    """``primary_conninfo`` for a standby: the password stays in the passfile."""
-    parts = {
-        "host": host,
-        "port": str(port),
-        "user": user,
-        "passfile": passfile,
-        "application_name": application_name,
-    }
-    return " ".join(f"{key}={_conninfo_value(value)}" for key, value in parts.items())
-
-
 def decide_standby(local: LocalState, primary_system_identifier: str | None,
                    allow_rebuild: bool) -> Decision:
     """Decide whether a standby's data directory is kept, rebuilt or must not be touched."""
@@ -138,23 +105,6 @@ def decide_standby(local: LocalState, primary_system_identifier: str | None,
         f"{what}; a base backup would wipe it. Rejoin a former primary with "
         "dbops.datastores.switchover, or set postgresql_replication_allow_rebuild=true for this host",
     )
-
-
-def lagging(primary_lsn: str, replayed: dict[str, str | None]) -> dict[str, int | None]:
-    """Standbys (name -> replay LSN) that have not replayed ``primary_lsn``: name -> bytes behind.
-
-    A standby without a replay position (not connected, not a standby) maps to ``None``.
-    """
-    target = lsn_to_int(primary_lsn)
-    behind: dict[str, int | None] = {}
-    for name, lsn in sorted(replayed.items()):
-        if lsn is None:
-            behind[name] = None
-            continue
-        gap = target - lsn_to_int(lsn)
-        if gap > 0:
-            behind[name] = gap
-    return behind
 
 
 def read_local_state(data_directory: str, bin_dir: str) -> LocalState:

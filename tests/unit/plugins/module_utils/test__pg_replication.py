@@ -66,27 +66,6 @@ def test_system_identifier_is_parsed_from_pg_controldata():
         _pg_replication.parse_system_identifier("garbage")
 
 
-def test_lsn_arithmetic_and_lagging_standbys():
-    assert _pg_replication.lsn_to_int("0/3000060") == 0x3000060
-    assert _pg_replication.lsn_to_int("1/0") == 1 << 32
-    with pytest.raises(DbopsError, match="parse LSN"):
-        _pg_replication.lsn_to_int("nonsense")
-    behind = _pg_replication.lagging(
-        "0/3000100", {"pg2": "0/3000100", "pg3": "0/3000000", "pg4": None, "pg5": "0/3000200"}
-    )
-    assert behind == {"pg3": 0x100, "pg4": None}
-
-
-def test_slot_names_and_conninfo_keep_the_password_out():
-    assert _pg_replication.slot_name("pg-prod-2.prod.example.internal") == "pg_prod_2_prod_example_internal"
-    info = _pg_replication.conninfo("10.0.0.1", 5432, "replicator", "/var/lib/postgresql/a b", "pg2")
-    assert info == (
-        "host=10.0.0.1 port=5432 user=replicator passfile='/var/lib/postgresql/a b' application_name=pg2"
-    )
-    assert "password" not in info.replace("passfile", "")
-    assert _pg_replication.conninfo("h", 1, "o'k", "/p", "a").split()[2] == "user='o\\'k'"
-
-
 def test_local_state_reads_the_files_and_pg_controldata(tmp_path: Path):
     empty = _pg_replication.read_local_state(str(tmp_path / "missing"), "/nonexistent")
     assert not empty.initialized and empty.system_identifier is None
