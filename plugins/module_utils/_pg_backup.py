@@ -15,6 +15,7 @@ import gzip
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -284,6 +285,29 @@ def server_facts(conn: Any) -> dict[str, Any]:
     return {"server_version": version, "server_major": num // 10000, "database_owner": owner}
 
 
+def source_node(conn: Any) -> dict[str, Any]:
+    """Which node a backup is taken from: primary or standby, and the WAL position it shows.
+
+    On a standby the dump's snapshot sees the data replayed up to ``replay_lsn``;
+    ``hot_standby_feedback`` on keeps recovery conflicts from cancelling a long dump.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_is_in_recovery(), current_setting('cluster_name'),"
+            " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text"
+            "      ELSE pg_current_wal_lsn()::text END,"
+            " current_setting('hot_standby_feedback')::bool"
+        )
+        in_recovery, cluster_name, lsn, feedback = cur.fetchone()
+    node: dict[str, Any] = {"host": socket.gethostname(), "cluster_name": cluster_name or None,
+                            "role": "standby" if in_recovery else "primary"}
+    if in_recovery:
+        node.update(replay_lsn=lsn, hot_standby_feedback=feedback)
+    else:
+        node["wal_lsn"] = lsn
+    return node
+
+
 def owner_for_restore(conn: Any, manifest: dict[str, Any]) -> str | None:
     """The role that should own a database created for a restore: the backed-up database's owner.
 
@@ -355,7 +379,7 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
     catalog.check_root(root, writable=True)
     conn = connect(params, database, autocommit=False)
     try:
-        facts = server_facts(conn)
+        facts = {**server_facts(conn), "source": source_node(conn)}
         conn.rollback()
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         pg_dump = find_tool("pg_dump", options.get("bin_dir"), facts["server_major"])
@@ -406,6 +430,7 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
                 "tool": tool_entry("pg_dump", pg_dump),
                 "server_version": facts["server_version"],
                 "database_owner": facts["database_owner"],
+                "source": facts["source"],
                 "counts": counts,
                 "warnings": warnings,
             }

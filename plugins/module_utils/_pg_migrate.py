@@ -570,6 +570,14 @@ class Migrator:
                 role = self.settings.session_role
                 raise DbopsError(f"set session role {role}: {server_message(exc)}") from exc
         with self.conn.cursor() as cur:
+            cur.execute("SELECT current_database(), pg_is_in_recovery()")
+            database, in_recovery = cur.fetchone()
+        if in_recovery:
+            raise DbopsError(
+                f"migrate database {database}: the server is a read-only standby (in recovery); "
+                "run migrations on the primary, the standbys replay them"
+            )
+        with self.conn.cursor() as cur:
             cur.execute(
                 "SELECT current_database(), current_setting('server_version'),"
                 " current_setting('server_version_num')::int,"

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.harness import pg as pg_harness
-from tests.harness.proc import free_port, wait_for_port
+from tests.harness import replication
 
 # Where the MongoDB test server differs from mongod in what the health module reads
 # (the general list is tests/harness/mongo.py KNOWN_DIFFERENCES):
@@ -129,98 +126,9 @@ def pg_primary_standby(pg_major: int) -> Iterator[tuple[pg_harness.PgServer, pg_
     standby = None
     try:
         primary.query("SELECT pg_create_physical_replication_slot('standby1')")
-        standby = _start_standby(primary)
+        standby = replication.start_standby(primary)
         yield primary, standby
     finally:
         if standby is not None:
             pg_harness.stop_cluster(standby)
         pg_harness.stop_cluster(primary)
-
-
-def _basebackup(major: int) -> str:
-    """pg_basebackup of the server's major, else the 18 client tools' (the npm servers ship none;
-    pg_basebackup copies servers of older majors)."""
-    own = pg_harness.bindir_for(major) / "pg_basebackup"
-    tools = pg_harness.client_tools_dir()
-    if own.exists() or tools is None:
-        return str(own)
-    return str(tools / "pg_basebackup")
-
-
-def _start_standby(primary: pg_harness.PgServer) -> pg_harness.PgServer:
-    assert primary.datadir is not None
-    base = Path(tempfile.mkdtemp(prefix="dbops-pg-standby-"))
-    base.chmod(0o755)
-    datadir, socket_dir = base / "data", base / "sock"
-    socket_dir.mkdir()
-    pg_harness._chown_tree(base)
-    sub = pg_harness._as_unprivileged()
-    env = {**os.environ, "PGPASSWORD": primary.password}
-    subprocess.run(
-        [
-            _basebackup(primary.major),
-            "-h",
-            primary.host,
-            "-p",
-            str(primary.port),
-            "-U",
-            primary.user,
-            "-D",
-            str(datadir),
-            "-R",
-            "-S",
-            "standby1",
-            "-X",
-            "stream",
-            "--no-sync",
-        ],
-        check=True,
-        capture_output=True,
-        env=env,
-        **sub,
-    )
-    # pg_basebackup -R writes every libpq option it knows into primary_conninfo; one of 17+ writes
-    # options (sslnegotiation, ...) an older server's libpq rejects, so the standby gets its own.
-    auto_conf = datadir / "postgresql.auto.conf"
-    conninfo = (f"host={primary.host} port={primary.port} user={primary.user} "
-                f"password={primary.password} sslmode=disable")
-    lines = [line for line in auto_conf.read_text().splitlines() if not line.startswith("primary_conninfo")]
-    auto_conf.write_text("\n".join([*lines, f"primary_conninfo = '{conninfo}'", ""]))
-    port = free_port()
-    with (datadir / "postgresql.conf").open("a") as handle:
-        # The walreceiver reports cluster_name as its application_name in pg_stat_replication.
-        handle.write(
-            f"\nport = {port}\nunix_socket_directories = '{socket_dir}'\ncluster_name = 'standby1'\n"
-        )
-    logfile = base / "server.log"
-    result = subprocess.run(
-        [
-            str(pg_harness.bindir_for(primary.major) / "pg_ctl"),
-            "-D",
-            str(datadir),
-            "-l",
-            str(logfile),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        **sub,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"standby start failed: {result.stderr}\n{logfile.read_text()}")
-    pid = int((datadir / "postmaster.pid").read_text().splitlines()[0])
-    wait_for_port("127.0.0.1", port)
-    return pg_harness.PgServer(
-        host="127.0.0.1",
-        port=port,
-        user=primary.user,
-        password=primary.password,
-        datadir=datadir,
-        socket_dir=socket_dir,
-        pid=pid,
-        major=primary.major,
-    )
