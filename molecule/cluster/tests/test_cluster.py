@@ -39,7 +39,7 @@ def test_data_written_on_the_primary_is_read_on_both_standbys():
     psql(PRIMARY, "CREATE TABLE IF NOT EXISTS t_repl (v text)", "appdb")
     psql(PRIMARY, f"INSERT INTO t_repl VALUES ('{marker}')", "appdb")
     for name in STANDBYS:
-        for _ in range(50):
+        for _attempt in range(50):
             if psql(name, f"SELECT count(*) FROM t_repl WHERE v = '{marker}'", "appdb",
                     check=False).stdout.strip() == "1":
                 break

@@ -117,8 +117,9 @@ def test_backup_from_the_standby_round_trips_and_records_the_node(ansible, pg_pa
         # restored sequences may skip values but never hand out one that is already used.
         restored_seqs, original_seqs = restored_snapshot.pop("_sequences"), original.pop("_sequences")
         assert restored_snapshot == original
-        assert [name for name, _ in restored_seqs] == [name for name, _ in original_seqs]
-        for (name, value), (_, before) in zip(restored_seqs, original_seqs):
+        assert [seq[0] for seq in restored_seqs] == [seq[0] for seq in original_seqs]
+        for (name, value), before_seq in zip(restored_seqs, original_seqs):
+            before = before_seq[1]
             assert before <= value <= before + 32, name
     finally:
         primary.query(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')

@@ -14,7 +14,7 @@ def run_status(ansible, hosts: dict, extra: dict | None = None):
     inventory = ansible.workdir / "status.ini"
     lines = ["[postgresql]"]
     for name, server in hosts.items():
-        login = {k: v for k, v in server.params().items()}
+        login = dict(server.params())
         lines.append(f"{name} ansible_connection=local ansible_python_interpreter={sys.executable}"
                      f" health_postgresql='{json.dumps(login)}'")
     inventory.write_text("\n".join(lines) + "\n")

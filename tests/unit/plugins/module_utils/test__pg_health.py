@@ -86,6 +86,7 @@ def test_migration_table_identifier_doubles_embedded_quotes():
     _pg_health._migration(conn, 'we"ird.hist"ory')
     assert conn.sql[-1] == 'SELECT * FROM "we""ird"."hist""ory"'
 
+
 def test_lock_waits_are_skipped_before_14_with_the_reason():
     skips = _pg_health.version_skips(130023)
     assert set(skips) == {"lock_waits"}
