@@ -52,10 +52,11 @@ def test_grants_work_and_are_idempotent_on_this_major(ansible, pg_server, pg_db)
             "SELECT rolsuper, pg_has_role(oid, 'pg_monitor', 'MEMBER') FROM pg_roles WHERE rolname = %s",
             [user])[0]
         assert (rolsuper, member) == (False, True)
-        # Tables created later are readable through the default privileges.
+        # The monitor reads statistics, not application data: no SELECT on tables, now or later.
         pg_server.query("CREATE TABLE later (id int)", dbname=pg_db)
-        assert pg_server.query("SELECT has_table_privilege(%s, 'public.later', 'SELECT')", [user],
-                               dbname=pg_db)[0][0] is True
+        for table in ("public.orders", "public.later"):
+            assert pg_server.query("SELECT has_table_privilege(%s, %s, 'SELECT')", [user, table],
+                                   dbname=pg_db)[0][0] is False, table
 
         login = pg_server.params(login_user=user, login_password=password)
         health = ansible.module("pg_health_info", {**login, "databases": [pg_db]}, check=True)
