@@ -67,30 +67,12 @@ _WAL_SQL = """
 """
 
 
-class ConfigError(DbopsError):
-    """The config file cannot be used."""
+ConfigError = _backup_cli.ConfigError
 
 
 def load_config(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise ConfigError(f"read config {path}: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(text)
-    except ValueError:
-        try:
-            import yaml  # noqa: PLC0415 - optional, as in dbops-backup
-
-            data = yaml.safe_load(text)
-        except Exception as exc:  # ImportError or a YAML error
-            raise ConfigError(f"read config {path}: neither valid JSON nor YAML") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"read config {path}: expected a mapping")
-    unknown = sorted(set(data) - TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"read config {path}: unknown option(s) {', '.join(unknown)}")
+    """Read the file as dbops-backup reads its own (JSON, or YAML when PyYAML is installed)."""
+    data = _backup_cli._check_keys(_backup_cli._read_config(path)[0], TOP_KEYS, path)
     health = data.get("health")
     if not isinstance(health, dict) or not health or set(health) - set(THRESHOLDS):
         raise ConfigError(f"read config {path}: health must map postgresql and/or mongodb to options")
