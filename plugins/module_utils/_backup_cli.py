@@ -152,7 +152,7 @@ def connection_params(engine: str, section: dict[str, Any] | None, where: str) -
     return params
 
 
-def _check_keys(values: Any, allowed: set[str], where: str) -> dict[str, Any]:
+def check_keys(values: Any, allowed: set[str], where: str) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"read config {where}: expected a mapping")
     unknown = sorted(set(values) - allowed)
@@ -193,7 +193,7 @@ def check_jobs(jobs: Any, path: str) -> list[dict[str, Any]]:
     return checked
 
 
-def _read_config(path: str) -> tuple[Any, int]:
+def read_config(path: str) -> tuple[Any, int]:
     """The parsed content of a JSON (or, with PyYAML installed, YAML) config file and its mode."""
     try:
         with open(path, encoding="utf-8") as handle:
@@ -217,8 +217,8 @@ def _read_config(path: str) -> tuple[Any, int]:
 
 def load_config(path: str) -> dict[str, Any]:
     """Read and validate a JSON (or, with PyYAML installed, YAML) config file."""
-    data, mode = _read_config(path)
-    config = _check_keys(data, _TOP_KEYS, path)
+    data, mode = read_config(path)
+    config = check_keys(data, _TOP_KEYS, path)
     if not config.get("root"):
         raise ConfigError(f"read config {path}: root (the backup directory) is required")
     for engine, section in _SECTION.items():

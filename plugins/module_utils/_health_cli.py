@@ -72,7 +72,7 @@ ConfigError = _backup_cli.ConfigError
 
 def load_config(path: str) -> dict[str, Any]:
     """Read the file as dbops-backup reads its own (JSON, or YAML when PyYAML is installed)."""
-    data = _backup_cli._check_keys(_backup_cli._read_config(path)[0], TOP_KEYS, path)
+    data = _backup_cli.check_keys(_backup_cli.read_config(path)[0], TOP_KEYS, path)
     health = data.get("health")
     if not isinstance(health, dict) or not health or set(health) - set(THRESHOLDS):
         raise ConfigError(f"read config {path}: health must map postgresql and/or mongodb to options")
