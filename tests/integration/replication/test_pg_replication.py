@@ -96,13 +96,14 @@ def test_backup_from_the_standby_round_trips_and_records_the_node(ansible, pg_pa
         wait_replayed(primary, standby)
         root = tmp_path / "backups"
         root.mkdir(mode=0o700)
-        taken = ansible.module("pg_backup", standby.params(root=str(root), database=db))
+        taken = ansible.module("pg_backup", standby.params(root=str(root), database=db,
+                                                           **{"from": "standby"}))
         assert taken.get("failed") is not True, taken
         assert taken["changed"] is True
         backup_id = taken["backup"]["id"]
         manifest = json.loads((root / backup_id / "manifest.json").read_text())
         source = manifest["source"]
-        assert source["role"] == "standby"
+        assert source["role"] == "standby" and source["from"] == "standby"
         assert source["cluster_name"] == "standby_a"
         assert source["hot_standby_feedback"] is True
         replay = standby.query("SELECT %s::pg_lsn <= pg_last_wal_replay_lsn()", (source["replay_lsn"],))
