@@ -403,7 +403,7 @@ def _pg_standby_streaming(facts: dict[str, Any], t: dict[str, float]) -> CheckRe
     standby = replication.get("standby") or {}
     if replication.get("role") == "standby" and "wal_receiver_status" in standby:
         status = standby.get("wal_receiver_status")
-        if status != "streaming":
+        if status not in ("streaming", "hidden"):  # hidden: the login may not read pg_stat_wal_receiver
             findings.append(Finding(
                 "standby_streaming", CRITICAL,
                 f"this standby's WAL receiver is {status or 'not running'}, not streaming from its primary",
@@ -523,7 +523,7 @@ def pg_clusters(nodes: dict[str, dict[str, Any]], max_retained_bytes: int) -> di
             findings.append(f"{name} is a standby that no primary of this play shows as connected (replayed "
                             f"{standby.get('replay_lag_seconds', '?')} s behind)")
         status = standby.get("wal_receiver_status", "streaming")
-        if status != "streaming":
+        if status not in ("streaming", "hidden"):
             findings.append(f"{name}: WAL receiver is {status or 'not running'}, not streaming")
     return {"clusters": clusters, "findings": findings + [f for c in clusters for f in c["findings"]],
             "lines": cluster_lines(clusters, findings)}

@@ -350,8 +350,9 @@ replication:
   description: >-
     C(role) (primary/standby), connected C(replicas) with their C(state) and lags (C(lag_bytes),
     C(replay_lag_seconds)), on a standby C(standby) with its replay lag (C(replay_lag_seconds),
-    C(lag_bytes)) and C(wal_receiver_status) (C(streaming), or null when no WAL receiver runs),
-    replication C(slots) with C(active) and C(retained_bytes).
+    C(lag_bytes)) and C(wal_receiver_status) (C(streaming), ..., null when no WAL receiver runs,
+    C(hidden) when the login may not read it), replication C(slots) with C(active) and
+    C(retained_bytes).
   returned: always
   type: dict
 migrations:

@@ -47,6 +47,10 @@ def test_a_standby_whose_receiver_does_not_stream_is_critical(status, message):
     result = run_check(standby(status))
     assert [(f.severity, f.message) for f in result.findings] == [("critical", message)]
     assert run_check(standby("streaming")).findings == []
+    # A login without pg_read_all_stats sees the receiver's row but not its status: no finding.
+    assert run_check(standby("hidden")).findings == []
+    assert checks.pg_clusters({"pg2": standby("hidden")}, 10)["findings"] == [
+        "pg2 is a standby that no primary of this play shows as connected (replayed 0.0 s behind)"]
 
 
 def test_no_replication_skips_the_check():
