@@ -16,7 +16,7 @@ def run_health(ansible, hosts: dict, extra: dict):
     inventory = ansible.workdir / "health_pair.ini"
     lines = ["[postgresql]"]
     for name, server in hosts.items():
-        login = {k: v for k, v in server.params().items()}
+        login = dict(server.params())
         lines.append(f"{name} ansible_connection=local ansible_python_interpreter={sys.executable}"
                      f" health_postgresql='{json.dumps(login)}'")
     lines.append("[local]\nlocalhost ansible_connection=local ansible_python_interpreter=" + sys.executable)
