@@ -34,6 +34,7 @@ TAG = "dbops"
 KEEP_OPTIONS = (*tuple(f"keep_{rule}" for rule in retention.RULES), "keep_within")
 _SFTP_SHORT = re.compile(r"^sftp:(?:(?P<user>[^@/:]+)@)?(?P<host>[^:/]+):(?P<path>.+)$")
 _LIST_TIMEOUT = 600
+_BACKUP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")  # what new_backup_id makes: a plain name
 
 
 def offhost_option_spec() -> dict[str, Any]:
@@ -248,8 +249,10 @@ def parse_snapshots(text: str) -> list[Copy]:
         if not isinstance(snap, dict) or not isinstance(snap.get("tags"), list):
             continue
         tags = dict(t.split("=", 1) for t in snap["tags"] if isinstance(t, str) and "=" in t)
-        if TAG not in snap["tags"] or tags.get("engine") not in catalog.ENGINES or not tags.get("backup") \
-                or "database" not in tags or not isinstance(snap.get("id"), str):
+        # The backup tag names a directory of the backup root: only a plain backup id is taken.
+        wanted = TAG in snap["tags"] and tags.get("engine") in catalog.ENGINES and "database" in tags
+        if not wanted or not _BACKUP_ID.fullmatch(tags.get("backup") or "") \
+                or not isinstance(snap.get("id"), str):
             continue
         copies.append(Copy(snapshot=snap["id"], short_id=str(snap.get("short_id") or snap["id"][:8]),
                            time=parse_restic_time(snap.get("time", "")), engine=tags["engine"],
