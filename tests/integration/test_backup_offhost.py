@@ -18,6 +18,7 @@ import pytest
 from tests.harness import backups as bk
 from tests.harness import sftp
 from tests.harness.proc import free_port
+from tests.harness.runner import REPO_ROOT
 
 TABLE = "message_classifications"  # a table of the PostgreSQL seed
 
@@ -245,3 +246,34 @@ def test_bad_input_is_refused_clearly(pg_server, pg_db, local_offhost, tmp_path)
     assert f"wrong password or no key found (password_file {wrong})" in line["offhost"]["error"]
     assert "not the password" not in json.dumps(line)
     assert bk.entries(root) == [line["backups"][0]["id"]]
+
+
+def test_restore_playbook_takes_the_offhost_copy_when_the_local_one_is_gone(ansible, pg_server, pg_db,
+                                                                           local_offhost, tmp_path):
+    bk.create_pg_seed(pg_server, pg_db, rows=60)
+    before = bk.pg_snapshot(pg_server, pg_db)
+    config_dir = tmp_path / "etc"
+    config_dir.mkdir()
+    root, config = _config(config_dir, {"postgres": pg_server.params(), "offhost": local_offhost,
+                                        "backups": [{"engine": "postgresql", "database": pg_db}]})
+    shutil.move(str(config), str(config_dir / "backup.json"))
+    code, line = _run("backup", "--config", str(config_dir / "backup.json"))
+    assert code == 0 and len(line["offhost"]["copied"]) == 1, line
+    shutil.rmtree(root / line["backups"][0]["id"])
+
+    login = pg_server.params()
+    target = f"{pg_db}_play"
+    extra = {"dbops_restore_host": "localhost", "dbops_restore_engine": "postgresql",
+             "dbops_restore_database": target, "dbops_restore_confirm": target,
+             "dbops_restore_source_database": pg_db, "db_backup_root": str(root),
+             "db_backup_config_dir": str(config_dir), "db_backup_postgresql_login_host": login["login_host"],
+             "db_backup_postgresql_login_port": login["login_port"],
+             "db_backup_postgresql_login_user": login["login_user"],
+             "db_backup_postgresql_password": login["login_password"]}
+    local = ansible.playbook(REPO_ROOT / "playbooks" / "restore.yml", extra_vars=extra)
+    assert local.rc != 0 and "there is no complete PostgreSQL backup" in local.stdout  # source: local
+
+    run = ansible.playbook(REPO_ROOT / "playbooks" / "restore.yml",
+                           extra_vars={**extra, "dbops_restore_source": "offhost"})
+    assert run.rc == 0, run.stdout + run.stderr
+    assert bk.pg_snapshot(pg_server, target) == before
