@@ -144,11 +144,23 @@ def ssh_command(settings: dict[str, Any], repo: Repository) -> list[str]:
     return argv
 
 
+def _usable_cache(path: str | None) -> bool:
+    """Only a cache directory of this user: root restoring with become must not leave files the
+    backup user's runs cannot replace (it runs with --no-cache then)."""
+    if not path:
+        return False
+    try:
+        return os.stat(path).st_uid == os.geteuid()
+    except OSError:
+        return True  # restic creates it
+
+
 def restic_argv(settings: dict[str, Any], *args: str) -> list[str]:
     """restic's argv for ``args``: repository, cache, and the ssh command; never the password."""
     repo = parse_repository(settings["repository"])
     argv = [settings.get("restic_bin") or "restic", "--repo", repo.location]
-    argv += ["--cache-dir", settings["cache_dir"]] if settings.get("cache_dir") else ["--no-cache"]
+    cache = settings.get("cache_dir")
+    argv += ["--cache-dir", cache] if _usable_cache(cache) else ["--no-cache"]
     if repo.kind == "sftp":
         argv += ["--option", "sftp.command=" + " ".join(shlex.quote(a) for a in ssh_command(settings, repo))]
     return argv + list(args)

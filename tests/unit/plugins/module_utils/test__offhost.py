@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shlex
 
 import pytest
@@ -68,13 +69,25 @@ def test_argv_carries_no_password_and_a_strict_batch_ssh():
 
 
 def test_argv_port_cache_and_local_repository():
-    argv = oh.restic_argv({**SETTINGS, "repository": "sftp://u@h:2222//r", "cache_dir": "/var/cache/r"},
+    argv = oh.restic_argv({**SETTINGS, "repository": "sftp://u@h:2222//r", "cache_dir": "/nonexistent/c"},
                           "init")
-    assert argv[3:5] == ["--cache-dir", "/var/cache/r"]
+    assert argv[3:5] == ["--cache-dir", "/nonexistent/c"]
     ssh = shlex.split(argv[argv.index("--option") + 1].split("=", 1)[1])
     assert ssh[ssh.index("-p") + 1] == "2222"
     local = oh.restic_argv({**SETTINGS, "repository": "/srv/r"}, "init")
     assert "--option" not in local
+
+
+def test_a_cache_of_another_user_is_not_used(tmp_path):
+    mine = tmp_path / "cache"
+    mine.mkdir()
+    assert "--cache-dir" in oh.restic_argv({**SETTINGS, "cache_dir": str(mine)}, "init")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a directory to another user")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    assert "--no-cache" in oh.restic_argv({**SETTINGS, "cache_dir": str(theirs)}, "init")
 
 
 def test_env_drops_inherited_restic_variables():
