@@ -277,3 +277,19 @@ def test_restore_playbook_takes_the_offhost_copy_when_the_local_one_is_gone(ansi
                            extra_vars={**extra, "dbops_restore_source": "offhost"})
     assert run.rc == 0, run.stdout + run.stderr
     assert bk.pg_snapshot(pg_server, target) == before
+
+
+def test_a_backup_whose_files_do_not_match_its_manifest_is_never_copied(local_offhost, tmp_path):
+    root, config = _config(tmp_path, {})
+    start = dt.datetime(2026, 11, 1, 2, 0, tzinfo=dt.timezone.utc)
+    good = bk.fake_backup(root, "postgresql", "app", start)
+    bad = bk.fake_backup(root, "postgresql", "app", start + dt.timedelta(days=1))
+    bk.flip_byte(root / bad / "database.dump")
+    config.write_text(json.dumps({"root": str(root), "offhost": local_offhost}))
+    code, line = _run("copy", "--config", str(config))
+    assert code == 1, line
+    assert [c["id"] for c in line["offhost"]["copied"]] == [good]
+    assert [f["id"] for f in line["offhost"]["failed"]] == [bad]
+    assert "do not match the manifest, not copied: database.dump: sha256" in line["offhost"]["error"]
+    tags = [t for s in _snapshots(local_offhost) for t in s["tags"] if t.startswith("backup=")]
+    assert tags == [f"backup={good}"]
