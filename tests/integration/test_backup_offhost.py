@@ -293,3 +293,20 @@ def test_a_backup_whose_files_do_not_match_its_manifest_is_never_copied(local_of
     assert "do not match the manifest, not copied: database.dump: sha256" in line["offhost"]["error"]
     tags = [t for s in _snapshots(local_offhost) for t in s["tags"] if t.startswith("backup=")]
     assert tags == [f"backup={good}"]
+
+
+def test_status_playbook_shows_the_newest_offhost_copy_and_its_age(ansible, local_offhost, tmp_path):
+    root, config = _config(tmp_path, {})
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    backup_id = bk.fake_backup(root, "mongodb", "shop", now - dt.timedelta(hours=2))
+    config.write_text(json.dumps({"root": str(root), "offhost": local_offhost}))
+    assert _run("copy", "--config", str(config))[0] == 0
+    run = ansible.playbook(REPO_ROOT / "playbooks" / "status.yml",
+                           extra_vars={"dbops_status_hosts": "localhost", "db_backup_root": str(root),
+                                       "db_backup_config_dir": str(tmp_path)})
+    assert run.rc == 0, run.stdout + run.stderr
+    shown = next(r for r in run.task_results() if r["_task"] == "Show the status")["msg"]
+    line = next(x for x in shown if x.startswith("Off-host copies of mongodb shop"))
+    age = int(line.split("(")[1].split()[0])
+    assert line.startswith(f"Off-host copies of mongodb shop: 1, newest {backup_id} (")
+    assert 7200 <= age < 7800, shown
