@@ -248,8 +248,8 @@ def test_bad_input_is_refused_clearly(pg_server, pg_db, local_offhost, tmp_path)
     assert bk.entries(root) == [line["backups"][0]["id"]]
 
 
-def test_restore_playbook_takes_the_offhost_copy_when_the_local_one_is_gone(ansible, pg_server, pg_db,
-                                                                           local_offhost, tmp_path):
+def test_restore_playbook_takes_the_offhost_copy_when_the_local_one_is_gone(
+        ansible, pg_server, pg_db, local_offhost, tmp_path):
     bk.create_pg_seed(pg_server, pg_db, rows=60)
     before = bk.pg_snapshot(pg_server, pg_db)
     config_dir = tmp_path / "etc"

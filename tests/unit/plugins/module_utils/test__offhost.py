@@ -147,8 +147,8 @@ def test_backup_args_set_time_host_tags_and_relative_path():
     assert args[:4] == ["backup", "--json", "--time", "2026-11-30 02:00:05"]
     assert args[args.index("--host") + 1] == "db1"
     assert args[-2:] == ["--", "pg-app-1"]
-    assert [args[i + 1] for i, a in enumerate(args) if a == "--tag"] == oh.backup_tags("postgresql", "app",
-                                                                                         "pg-app-1")
+    tags = [args[i + 1] for i, a in enumerate(args) if a == "--tag"]
+    assert tags == oh.backup_tags("postgresql", "app", "pg-app-1")
 
 
 def test_missing_is_what_the_repository_lacks_oldest_first():
