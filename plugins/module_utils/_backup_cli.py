@@ -8,6 +8,7 @@
         run, backup and verify take --only ENGINE:DATABASE (repeatable) to act on some jobs only;
         run and backup take --skip-missing (a database that does not exist yet is skipped, not failed)
         and --ignore-min-interval (back up now even when a job's min_interval says a recent one exists)
+        and --no-offhost (no off-host copy this time: the next run catches up)
     dbops-backup retention --config FILE [--dry-run]
     dbops-backup info --config FILE [--max-age 24h]
     dbops-backup copy --config FILE         only the off-host copy of what is not off-host yet
@@ -489,6 +490,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              help="skip, not fail, a database that does not exist yet")
             cmd.add_argument("--ignore-min-interval", action="store_true",
                              help="back up even when a backup younger than the job's min_interval exists")
+            cmd.add_argument("--no-offhost", action="store_true",
+                             help="no off-host copy in this run (the next run copies what is missing)")
         if name == "verify":
             cmd.add_argument("--restore-test", action="store_true", default=None,
                              help="restore into a scratch database and compare counts")
@@ -528,7 +531,8 @@ def execute(args: argparse.Namespace, config: dict[str, Any], log: dict[str, Any
             return step_verify(config, conns, restore_test, log, args.only)
         ok = step_backups(config, conns, log, only=args.only, skip_missing=args.skip_missing,
                           ignore_min_interval=args.ignore_min_interval)
-        ok &= step_offhost_copy(config, log, args.only)  # the local backups stay whatever happens here
+        if not args.no_offhost:
+            ok &= step_offhost_copy(config, log, args.only)  # the local backups stay whatever happens here
         if args.command == "run":
             ok &= step_retention(config, log)
             ok &= step_offhost_retention(config, log)

@@ -247,6 +247,10 @@ def test_bad_input_is_refused_clearly(pg_server, pg_db, local_offhost, tmp_path)
     assert "not the password" not in json.dumps(line)
     assert bk.entries(root) == [line["backups"][0]["id"]]
 
+    # --no-offhost (migrate.yml's pre-migration backup): the copy waits for the next run.
+    code, line = _run("backup", "--config", str(config), "--no-offhost")
+    assert code == 0 and "offhost" not in line, line
+
 
 def test_restore_playbook_takes_the_offhost_copy_when_the_local_one_is_gone(
         ansible, pg_server, pg_db, local_offhost, tmp_path):
