@@ -100,3 +100,27 @@ def test_replay_side_effects_and_an_error_that_does_not_recur(pg_server, pg_db, 
     assert pg_server.query("SELECT last_value FROM tickets", dbname=pg_db) == [(2,)]
     assert tables(pg_server, pg_db) == {"accounts", "dbops_schema_history"}
     assert history(pg_server, pg_db) == [("V1__accounts.sql", True)]
+
+
+def test_a_big_run_lists_its_first_and_last_steps(ansible, pg_server, pg_db, tmp_path):
+    path = write(tmp_path / "m", {f"V{i}__step_{i}.sql": f"CREATE TABLE step_{i} (id int);\n"
+                                  for i in range(1, 131)})
+    base = pg_server.params(login_db=pg_db, path=str(path), ssl_mode="disable")
+    compact = ansible.module("pg_migrate", base, diff=True)
+    assert compact.get("failed") is not True, compact.get("msg")
+    assert (compact["applied_count"], compact["applied_omitted"]) == (130, 30)
+    assert [a["version"] for a in compact["applied"]] == [str(i) for i in (*range(1, 51), *range(81, 131))]
+    assert compact["applied"][0]["script"] == "V1__step_1.sql" and "checksum" in compact["applied"][-1]
+    assert "# ... 30 more steps (applied_detail=full lists them)\n" in compact["diff"]["after"]
+    recorded = pg_server.query("SELECT count(*) FROM dbops_schema_history WHERE success", dbname=pg_db)
+    assert recorded == [(130,)]
+
+    # The same set against a second history table (the tables exist: the scripts skip them) in full.
+    write(path, {f"V{i}__step_{i}.sql": f"CREATE TABLE IF NOT EXISTS step_{i} (id int);\n"
+                 for i in range(1, 131)})
+    full = ansible.module("pg_migrate", {**base, "history_table": "second_history", "applied_detail": "full"})
+    assert full.get("failed") is not True, full.get("msg")
+    assert (full["applied_count"], full["applied_omitted"]) == (130, 0)
+    assert [a["version"] for a in full["applied"]] == [str(i) for i in range(1, 131)]
+    bad = ansible.module("pg_migrate", {**base, "applied_detail": "everything"})
+    assert bad["failed"] is True and "applied_detail" in bad["msg"] and "compact, full" in bad["msg"]
