@@ -17,8 +17,10 @@ file adds what is specific to PostgreSQL:
 - ``-- dbops:transaction=off`` scripts run statement by statement in autocommit, bracketed by a
   history row that is written as failed first and marked successful at the end: a failure (or a
   kill) leaves a failed row that blocks later runs until ``repair``;
-- placeholders, pre-checks, session timeouts and error messages that name the file, line and the
-  server's message;
+- placeholders, pre-checks, session timeouts and error messages that name the file, statement,
+  line, column and the server's message: from the server's error position when it gives one, else
+  by replaying the failed migration statement by statement in a transaction that is always rolled
+  back (nothing else travels with a migration, so a successful one costs no extra work);
 - verify scripts (``V<version>__<description>.verify.sql``): run in the migration's own transaction
   right before its history row (a failing verify rolls the migration back), or, for
   ``transaction=off`` migrations, in a read-only transaction after the last statement (a failing

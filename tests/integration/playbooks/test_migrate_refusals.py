@@ -41,7 +41,10 @@ def run_migrate(ansible, pg_server, entries, **variables):
 def failure(run):
     failed = [r for r in run.task_results() if r.get("failed")]
     assert run.rc != 0 and len(failed) == 1, run.stdout + run.stderr
-    return failed[0]
+    result = failed[0]
+    if "results" in result:  # a loop: the failed item's message
+        result = {**result, "msg": " | ".join(r["msg"] for r in result["results"] if r.get("failed"))}
+    return result
 
 
 def ran(run, name_part):
