@@ -241,3 +241,14 @@ def test_settings_refuse_negative_retries_and_unknown_modes():
         pm.Settings(path="x", lock_retry_delay=-1)
     with pytest.raises(DbopsError, match="check option mode: 'drop' is not one of migrate, verify"):
         pm.Settings(path="x", mode="drop")
+    with pytest.raises(DbopsError, match="check option applied_detail: 'all' is not one of compact, full"):
+        pm.Settings.from_params({"path": "x", "applied_detail": "all"})
+    assert pm.Settings.from_params({"path": "x"}).applied_detail == "compact"
+
+
+def test_diff_shows_the_steps_left_out_of_a_compact_result():
+    steps = [{"action": "apply", "script": f"V{i}__x.sql"} for i in (1, 2, 9, 10)]
+    after = pm.diff("0", "10", steps, omitted=6)["after"]
+    assert after == ("version: 10\n# apply V1__x.sql\n# apply V2__x.sql\n"
+                     "# ... 6 more steps (applied_detail=full lists them)\n"
+                     "# apply V9__x.sql\n# apply V10__x.sql\n")
