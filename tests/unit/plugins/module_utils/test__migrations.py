@@ -513,8 +513,8 @@ def test_applied_result_keeps_the_first_and_last_steps_of_a_big_run():
     assert compact == {"applied": [steps[0], steps[1], steps[5], steps[6]], "applied_count": 7,
                        "applied_omitted": 3}
     assert m.applied_result(steps, limit=3)["applied"] == [steps[0], steps[5], steps[6]]
-    assert m.applied_result(steps, "full", limit=4) == {"applied": steps, "applied_count": 7,
-                                                         "applied_omitted": 0}
+    full = m.applied_result(steps, "full", limit=4)
+    assert full == {"applied": steps, "applied_count": 7, "applied_omitted": 0}
     assert m.applied_result(steps, limit=7) == {"applied": steps, "applied_count": 7, "applied_omitted": 0}
     assert m.applied_result([]) == {"applied": [], "applied_count": 0, "applied_omitted": 0}
     # A thousand steps: the default keeps 100 of them.
