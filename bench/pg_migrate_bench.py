@@ -404,8 +404,8 @@ class Bench:
 
 def _load() -> str:
     """The 1- and 5-minute load averages, printed with each number."""
-    one, five, _ = os.getloadavg()
-    return f"{one:.1f}/{five:.1f}"
+    load = os.getloadavg()
+    return f"{load[0]:.1f}/{load[1]:.1f}"
 
 
 def main() -> None:
