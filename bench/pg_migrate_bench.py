@@ -337,7 +337,8 @@ class Bench:
 
     def phase(self, w: Workload, mode: str) -> None:
         settings = self.durability(mode)
-        print(f"\n== {w.name}: {w.n} migrations, durability {mode}: {settings}", flush=True)
+        print(f"\n== {w.name}: {w.n} migrations, durability {mode}: {settings}; load average"
+              f" {_load()} (the machine is shared: the load is printed next to each number)", flush=True)
         times_ansible: dict[str, list[dict[str, float]]] = {"scratch": [], "noop": []}
         tools: list[Tool] = [self.floor(w), self.pg_migrate_in_process(w),
                              self.pg_migrate_ansible(w, times_ansible)]
@@ -397,7 +398,14 @@ class Bench:
     def add(self, w: Workload, mode: str, name: str, scratch: float | None, noop: float | None, *,
             note: str = "") -> None:
         self.rows.append((w.name, mode, name, scratch, noop, note))
-        print(f"  {name:<50} scratch {_fmt(scratch)}  no-op {_fmt(noop)}  {note}", flush=True)
+        print(f"  {name:<50} scratch {_fmt(scratch)}  no-op {_fmt(noop)}  {note}  [load {_load()}]",
+              flush=True)
+
+
+def _load() -> str:
+    """The 1- and 5-minute load averages, printed with each number."""
+    load = os.getloadavg()
+    return f"{load[0]:.1f}/{load[1]:.1f}"
 
 
 def main() -> None:

@@ -58,8 +58,9 @@ numerically part by part (``1.10`` > ``1.9``, ``009`` == ``9``, ``1.0`` == ``1``
 - ``Plan``: ``steps``, ``version_before``, ``version_after`` (``None`` for an empty database),
   ``pending`` (scripts of versioned migrations still not applied once the plan has run, e.g. above
   a lower target), ``changed`` and ``to_dicts()``.
-- ``compact_steps(steps, limit=APPLIED_DETAIL_LIMIT)``: a module's ``applied`` list with the steps
-  after the first ``limit`` (100) reduced to ``action``, ``version``, ``script``, ``execution_ms``.
+- ``applied_result(steps, detail, limit=APPLIED_DETAIL_LIMIT)``: a module's ``applied`` (beyond
+  ``limit`` (100) steps only the first and last 50 unless ``detail="full"``), ``applied_count`` and
+  ``applied_omitted``.
 - ``history_state(history) -> HistoryState``: the effective state (applied versions, current
   version, baseline, last checksum per repeatable, failed rows) that :func:`plan` works from.
 - Verify scripts (kind ``KIND_VERIFY``, never recorded in the history): ``MigrationSet.verify``
@@ -632,18 +633,31 @@ def _undo_steps(migrations: MigrationSet, state: HistoryState, target: Version, 
     return steps
 
 
-# Steps reported in full in a module's ``applied`` result; later ones keep only COMPACT_KEYS.
+# A module's ``applied`` result lists every step up to this many; beyond, the first and last
+# half of it (the history table has every step).
 APPLIED_DETAIL_LIMIT = 100
-COMPACT_KEYS = ("action", "version", "script", "execution_ms")
+APPLIED_DETAILS = ("compact", "full")
 
 
-def compact_steps(steps: Sequence[dict[str, Any]], limit: int = APPLIED_DETAIL_LIMIT) -> list[dict[str, Any]]:
-    """``steps`` with every step after the first ``limit`` reduced to :data:`COMPACT_KEYS`.
+def applied_result(steps: Sequence[dict[str, Any]], detail: str = "compact",
+                   limit: int = APPLIED_DETAIL_LIMIT) -> dict[str, Any]:
+    """A module's ``applied``, ``applied_count`` and ``applied_omitted`` for the steps that ran.
 
-    Keeps the result of a big run (a thousand migrations) small; the history table has the rest.
+    With ``detail="compact"`` and more than ``limit`` steps, ``applied`` keeps the first
+    ``limit // 2`` and the last ``limit - limit // 2`` steps whole and leaves out the middle ones
+    (``applied_omitted`` says how many), so a run of a thousand migrations returns a small
+    result; ``detail="full"`` lists every step.
     """
-    return [dict(step) if number < limit else {key: step.get(key) for key in COMPACT_KEYS}
-            for number, step in enumerate(steps)]
+    if detail not in APPLIED_DETAILS:
+        raise DbopsError(f"check option applied_detail: {detail!r} is not one of"
+                         f" {', '.join(APPLIED_DETAILS)}")
+    count = len(steps)
+    if detail == "full" or count <= limit:
+        return {"applied": [dict(step) for step in steps], "applied_count": count, "applied_omitted": 0}
+    head = limit // 2
+    kept = [*steps[:head], *steps[count - (limit - head):]]
+    return {"applied": [dict(step) for step in kept], "applied_count": count,
+            "applied_omitted": count - limit}
 
 
 def _fail(source: str, problems: list[str]) -> DbopsError:

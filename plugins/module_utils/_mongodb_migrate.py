@@ -519,6 +519,7 @@ class Settings:
     files: dict[str, str] | None = field(default=None, repr=False)
     src: str | None = None
     mode: str = "migrate"
+    applied_detail: str = "compact"
 
 
 def settings_from_params(params: dict[str, Any]) -> Settings:
@@ -538,6 +539,7 @@ def settings_from_params(params: dict[str, Any]) -> Settings:
         installed_by=params.get("login_user") or os_user(),
         placeholders=dict(params.get("placeholders") or {}),
         mode=params.get("mode") or "migrate",
+        applied_detail=params.get("applied_detail") or "compact",
     )
 
 
@@ -782,8 +784,8 @@ def migrate(client: Any, settings: Settings, *, check_mode: bool,
     if settings.mode == "verify":
         return verify_applied(db, settings, error_types, describe_error)
     prepared = prepare(db, settings)
-    result: dict[str, Any] = {"changed": prepared.plan.changed, "applied": [], **result_fields(prepared),
-                              "plan": plan_dicts(prepared)}
+    result: dict[str, Any] = {"changed": prepared.plan.changed, **core.applied_result([]),
+                              **result_fields(prepared), "plan": plan_dicts(prepared)}
     if any(prepared.docs[s.migration.script].transaction for s in prepared.plan.steps
            if s.migration is not None) and not supports_transactions(client):
         scripts = [s.script for s in prepared.plan.steps
@@ -804,9 +806,9 @@ def migrate(client: Any, settings: Settings, *, check_mode: bool,
         runner = Runner(client, settings, prepared, lock=lock, error_types=error_types,
                         describe_error=describe_error)
         try:
-            result["applied"] = runner.run()
+            result.update(core.applied_result(runner.run(), settings.applied_detail))
         except DbopsError as exc:
-            exc.details.setdefault("applied", runner.applied)
+            exc.details.update(core.applied_result(runner.applied, settings.applied_detail))
             exc.details.update(changed=True, lock_owner=lock.owner)
             raise
     finally:

@@ -17,8 +17,10 @@ file adds what is specific to PostgreSQL:
 - ``-- dbops:transaction=off`` scripts run statement by statement in autocommit, bracketed by a
   history row that is written as failed first and marked successful at the end: a failure (or a
   kill) leaves a failed row that blocks later runs until ``repair``;
-- placeholders, pre-checks, session timeouts and error messages that name the file, line and the
-  server's message;
+- placeholders, pre-checks, session timeouts and error messages that name the file, statement,
+  line, column and the server's message: from the server's error position when it gives one, else
+  by replaying the failed migration statement by statement in a transaction that is always rolled
+  back (nothing else travels with a migration, so a successful one costs no extra work);
 - verify scripts (``V<version>__<description>.verify.sql``): run in the migration's own transaction
   right before its history row (a failing verify rolls the migration back), or, for
   ``transaction=off`` migrations, in a read-only transaction after the last statement (a failing
@@ -84,8 +86,12 @@ class Settings:
     mode: str = "migrate"
     lock_retries: int = 0
     lock_retry_delay: float = 5.0
+    applied_detail: str = "compact"
 
     def __post_init__(self) -> None:
+        if self.applied_detail not in mig.APPLIED_DETAILS:
+            raise DbopsError(f"check option applied_detail: {self.applied_detail!r} is not one of"
+                             f" {', '.join(mig.APPLIED_DETAILS)}")
         if self.mode not in MODES:
             raise DbopsError(f"check option mode: {self.mode!r} is not one of {', '.join(MODES)}")
         if self.lock_retries < 0:
@@ -119,6 +125,7 @@ class Settings:
             lock_retries=int(params.get("lock_retries") or 0),
             lock_retry_delay=float(5.0 if params.get("lock_retry_delay") is None
                                    else params["lock_retry_delay"]),
+            applied_detail=params.get("applied_detail") or "compact",
         )
 
     def plan_options(self) -> mig.PlanOptions:
@@ -438,10 +445,6 @@ def locate(sql: str, offset: int) -> str:
     return f"line {line}, column {offset - line_start + 1} ({text})"
 
 
-PROGRESS_TAG = "dbops:statement:"
-VERIFY_TAG = "dbops:verify:"
-
-
 @dataclass
 class TransactionMessage:
     """One migration as a single simple-query message, with where each statement sits in it."""
@@ -449,17 +452,11 @@ class TransactionMessage:
     text: str
     prefix_end: int
     spans: list[tuple[int, int, _pg_script.Statement, int]]  # start, end, statement, number
-    markers: bool
     verify: VerifySql | None = None
     verify_spans: list[tuple[int, int, _pg_script.Statement, int]] = field(default_factory=list)
 
-    def locate_failure(self, sql: str, position: int | None, notices: Sequence[str]) -> str:
-        """Where in the script an error happened: " statement N at line L, column C (...)"."""
-        if position is not None:
-            return self._by_position(sql, position)
-        return self._by_progress(sql, notices) if self.markers else ""
-
-    def _by_position(self, sql: str, position: int) -> str:
+    def locate_failure(self, sql: str, position: int) -> str:
+        """Where the server's error position falls: " statement N at line L, column C (...)"."""
         if position <= self.prefix_end:
             return " while locking the history table"
         for start, end, statement, number in self.spans:
@@ -467,63 +464,42 @@ class TransactionMessage:
                 return f" statement {number} at {locate(sql, statement.offset + position - 1 - start)}"
         for start, end, statement, number in self.verify_spans:
             if self.verify is not None and start < position <= end:
-                where = locate(self.verify.sql, statement.offset + position - 1 - start)
-                return f": verify script {self.verify.script} failed at statement {number}, {where}"
+                return verify_failure(self.verify, number, statement.offset + position - 1 - start)
         return " while recording it in the history"
 
-    def _by_progress(self, sql: str, notices: Sequence[str]) -> str:
-        reached = None
-        for notice in notices:
-            found = re.search("(" + re.escape(PROGRESS_TAG) + "|" + re.escape(VERIFY_TAG) + r")(\d+)", notice)
-            if found:
-                reached = (found.group(1), int(found.group(2)))
-        if reached is None:
-            return " while locking the history table"
-        where = " while recording it in the history"
-        spans = self.spans if reached[0] == PROGRESS_TAG else self.verify_spans
-        for _start, _end, statement, number in spans:
-            if number != reached[1]:
-                continue
-            if reached[0] == PROGRESS_TAG:
-                where = f" statement {number} at {locate(sql, statement.offset)}"
-            elif self.verify is not None:
-                where = (f": verify script {self.verify.script} failed at statement {number},"
-                         f" {locate(self.verify.sql, statement.offset)}")
-        return where
+
+def verify_failure(verify: VerifySql, number: int, offset: int) -> str:
+    """The location part of a message for a verify statement that failed in a migration's transaction."""
+    return f": verify script {verify.script} failed at statement {number}, {locate(verify.sql, offset)}"
 
 
 def transaction_message(table: str, statements: Sequence[_pg_script.Statement], insert: str,
-                        markers: bool = True, verify: VerifySql | None = None) -> TransactionMessage:
-    """``BEGIN; LOCK history; [notice N; statement N;]...; [notice 0;] INSERT; COMMIT`` as one string.
+                        verify: VerifySql | None = None) -> TransactionMessage:
+    """``BEGIN; LOCK history; statement 1; ...; [verify statements;] INSERT; COMMIT`` as one string.
 
-    With ``markers`` each statement is preceded by a tiny ``DO`` block raising the notice
-    ``dbops:statement:N``; notices reach the client as they are raised, so after an error without
-    a position the last notice tells which statement was running.
+    Nothing else is sent: an error the server gives a position for is mapped back to its
+    statement through the spans; one without (timeouts, constraint violations, RAISE) is located
+    afterwards by :meth:`Migrator.replay_to_locate`.
     """
     prefix = f"BEGIN;\nLOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n"
     parts = [prefix]
     size = len(prefix)
-    spans = []
 
-    def marker(number: int, tag: str = PROGRESS_TAG) -> str:
-        return f"DO $dbops$BEGIN RAISE NOTICE '{tag}{number}'; END$dbops$;\n" if markers else ""
+    def add(items: Sequence[_pg_script.Statement]) -> list[tuple[int, int, _pg_script.Statement, int]]:
+        nonlocal size
+        spans = []
+        for number, statement in enumerate(items, 1):
+            body = statement.text if statement.text.rstrip().endswith(";") else statement.text + "\n;"
+            spans.append((size, size + len(statement.text), statement, number))
+            parts.extend((body, "\n"))
+            size += len(body) + 1
+        return spans
 
-    for number, statement in enumerate(statements, 1):
-        tag = marker(number)
-        body = statement.text if statement.text.rstrip().endswith(";") else statement.text + "\n;"
-        spans.append((size + len(tag), size + len(tag) + len(statement.text), statement, number))
-        parts += [tag, body, "\n"]
-        size += len(tag) + len(body) + 1
-    verify_spans = []
+    spans = add(statements)
     # The verify script's statements come after the migration's, before its history row.
-    for number, statement in enumerate(verify.statements if verify is not None else (), 1):
-        tag = marker(number, VERIFY_TAG)
-        body = statement.text if statement.text.rstrip().endswith(";") else statement.text + "\n;"
-        verify_spans.append((size + len(tag), size + len(tag) + len(statement.text), statement, number))
-        parts += [tag, body, "\n"]
-        size += len(tag) + len(body) + 1
-    parts += [marker(0), insert, ";\nCOMMIT;"]
-    return TransactionMessage("".join(parts), len(prefix), spans, markers, verify, verify_spans)
+    verify_spans = add(verify.statements if verify is not None else ())
+    parts += [insert, ";\nCOMMIT;"]
+    return TransactionMessage("".join(parts), len(prefix), spans, verify, verify_spans)
 
 
 # ---------------------------------------------------------------- the run
@@ -555,7 +531,7 @@ class Migrator:
         self.database: str = ""
         self.server: dict[str, Any] = {}
         self.table_exists = False
-        self.markers = False  # progress notices in transactional migrations (needs plpgsql)
+        self.retry_pending = False  # a lock_timeout failure will be retried: no need to locate it
 
     # ---- connections, pre-checks, settings
 
@@ -580,13 +556,9 @@ class Migrator:
         with self.conn.cursor() as cur:
             cur.execute(
                 "SELECT current_database(), current_setting('server_version'),"
-                " current_setting('server_version_num')::int,"
-                " EXISTS (SELECT 1 FROM pg_language WHERE lanname = 'plpgsql'),"
-                " current_setting('client_min_messages') IN ('warning', 'error')"
+                " current_setting('server_version_num')::int"
             )
-            self.database, version, num, self.markers, quiet = cur.fetchone()
-            if self.markers and quiet:
-                cur.execute("SET client_min_messages = notice")
+            self.database, version, num = cur.fetchone()
         self.server = {"server_version": version, "server_version_num": num}
         for setting, value in (("statement_timeout", self.settings.statement_timeout),
                                ("lock_timeout", self.settings.session_lock_timeout)):
@@ -785,28 +757,73 @@ class Migrator:
     def _run_transactional(self, script: Script, kind: str, started: float) -> None:
         """The whole migration, its history row and the COMMIT in one message (one round trip).
 
-        A killed runner leaves either all of it or nothing. Errors are mapped back to the
-        statement and line through the server's position, or, for errors without one (timeouts,
-        constraint violations), through the progress notices (see transaction_message).
+        A killed runner leaves either all of it or nothing. An error the server gives a position
+        for is mapped back to its statement and line directly; one without a position (timeouts,
+        constraint violations, RAISE) is located by :meth:`replay_to_locate`.
         """
         table = history_ident(self.settings)
         elapsed = "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int"
         with self.conn.cursor() as cur:
             insert = self._insert_sql(cur, script.step, kind, True, elapsed)
-            message = transaction_message(table, script.statements, insert, markers=self.markers,
-                                          verify=script.verify)
-            del self.conn.notices[:]
+            message = transaction_message(table, script.statements, insert, verify=script.verify)
             try:
                 cur.execute(message.text)
             except pg.psycopg2.Error as exc:
-                notices = list(self.conn.notices)
                 self._rollback()
-                where = message.locate_failure(script.sql, error_position(exc), notices)
+                position = error_position(exc)
+                code = getattr(exc, "pgcode", None)
+                if position is not None:
+                    where = message.locate_failure(script.sql, position)
+                elif self.retry_pending and code == LOCK_NOT_AVAILABLE:
+                    where = ""  # retried: the message of this attempt is not shown
+                else:
+                    where = self.replay_to_locate(script, code)
                 raise DbopsError(
                     f"{script.action_label} {script.step.script}{where}: {server_message(exc)}"
                     " (rolled back: the database is as before this migration)",
-                    script=script.step.script, sqlstate=getattr(exc, "pgcode", None),
+                    script=script.step.script, sqlstate=code,
                 ) from exc
+
+    def replay_to_locate(self, script: Script, sqlstate: str | None) -> str:
+        """Find the statement behind an error without a position; the database is left as it was.
+
+        The migration (and its verify script) is re-run statement by statement inside a
+        transaction that is always rolled back, until a statement fails with the same SQLSTATE.
+        Only what a rollback cannot undo survives: sequence values taken by ``nextval``, session
+        advisory locks, effects outside the database (``dblink``, ``COPY ... TO PROGRAM``). Returns
+        the location text for the message, or a note saying the error did not happen again.
+        """
+        not_located = (" (statement not located: no statement failed the same way when the migration"
+                       " was replayed in a rolled-back transaction)")
+        table = history_ident(self.settings)
+        items = [(statement, number, None) for number, statement in enumerate(script.statements, 1)]
+        if script.verify is not None:
+            items += [(statement, number, script.verify)
+                      for number, statement in enumerate(script.verify.statements, 1)]
+        where = not_located
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("BEGIN")
+                try:
+                    cur.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+                except pg.psycopg2.Error as exc:
+                    return " while locking the history table" if exc.pgcode == sqlstate else not_located
+                for statement, number, verify in items:
+                    try:
+                        cur.execute(statement.text)
+                    except pg.psycopg2.Error as exc:
+                        if getattr(exc, "pgcode", None) != sqlstate:
+                            break
+                        position = error_position(exc)
+                        offset = statement.offset + (position - 1 if position else 0)
+                        where = (verify_failure(verify, number, offset) if verify is not None
+                                 else f" statement {number} at {locate(script.sql, offset)}")
+                        break
+        except pg.psycopg2.Error:
+            where = not_located  # the connection itself failed: report the error as it came
+        finally:
+            self._rollback()
+        return where
 
     def _run_autocommit(self, script: Script, kind: str, started: float) -> None:
         table = history_ident(self.settings)
@@ -873,6 +890,7 @@ class Migrator:
         """run_script, retried after a doubling delay while a transactional one fails on lock_timeout."""
         attempt = 0
         while True:
+            self.retry_pending = attempt < self.settings.lock_retries
             try:
                 result = self.run_script(script)
             except DbopsError as exc:
@@ -930,9 +948,12 @@ def verify_applied(migrator: Migrator, migrations: mig.MigrationSet,
 
 
 def diff(version_before: str | None, version_after: str | None,
-         steps: Sequence[dict[str, Any]]) -> dict[str, str]:
+         steps: Sequence[dict[str, Any]], omitted: int = 0) -> dict[str, str]:
     """Ansible diff: the version before and after, and the scripts in between."""
     lines = [f"{s['action']} {s['script']}" for s in steps]
+    if omitted:
+        half = len(lines) // 2
+        lines[half:half] = [f"... {omitted} more steps (applied_detail=full lists them)"]
     return {
         "before_header": "schema version",
         "after_header": "schema version",
@@ -977,18 +998,17 @@ def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         if check_mode or not plan.steps:
             result["plan"] = [scripts[id(s)].to_dict(with_sql=True) if id(s) in scripts else s.to_dict()
                               for s in plan.steps]
-            result["applied"] = []
-            result["applied_count"] = 0
+            result.update(mig.applied_result([]))
             return result
         migrator.ensure_history_table()
         for step in plan.steps:
             script = scripts.get(id(step))
             applied.append(migrator.run_script_retrying(script) if script else migrator.run_bookkeeping(step))
-        result["applied"] = mig.compact_steps(applied)
-        result["applied_count"] = len(applied)
+        result.update(mig.applied_result(applied, settings.applied_detail))
         return result
     except DbopsError as exc:
-        exc.details.setdefault("applied", mig.compact_steps(applied))
+        for key, value in mig.applied_result(applied, settings.applied_detail).items():
+            exc.details.setdefault(key, value)
         if applied:
             exc.details["changed"] = True
             try:

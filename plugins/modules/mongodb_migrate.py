@@ -106,6 +106,15 @@ options:
     description: Seconds to wait for a lock held by another runner before failing.
     type: int
     default: 300
+  applied_detail:
+    description:
+      - How much of a big run RV(applied) lists. With C(compact), a run of more than 100 steps
+        lists the first 50 and the last 50 steps; RV(applied_count) counts every step and
+        RV(applied_omitted) the ones left out (the history has them all).
+      - C(full) lists every step.
+    type: str
+    choices: [compact, full]
+    default: compact
   mode:
     description:
       - C(migrate) brings the database to O(target).
@@ -181,7 +190,10 @@ version:
   type: str
   sample: "2"
 applied:
-  description: Steps run, in order, with C(action), C(version), C(script), C(checksum), C(execution_ms).
+  description:
+    - Steps run, in order, with C(action), C(version), C(script), C(checksum), C(execution_ms).
+    - With O(applied_detail=compact), a run of more than 100 steps lists only the first 50 and the
+      last 50 (see RV(applied_count) and RV(applied_omitted)).
   returned: always
   type: list
   elements: dict
@@ -194,6 +206,16 @@ applied:
       execution_ms: 12
       transaction: false
       resumed_after: 0
+applied_count:
+  description: Number of steps that ran.
+  returned: always
+  type: int
+  sample: 1
+applied_omitted:
+  description: Number of steps that ran but are left out of RV(applied) (O(applied_detail=compact)).
+  returned: always
+  type: int
+  sample: 0
 plan:
   description:
     - The ordered steps of the plan with the C(commands) of each. In check mode nothing ran.
@@ -246,6 +268,7 @@ def main() -> None:
         lock_ttl={"type": "int", "default": 60},
         lock_timeout={"type": "int", "default": 300},
         mode={"type": "str", "default": "migrate", "choices": ["migrate", "verify"]},
+        applied_detail={"type": "str", "default": "compact", "choices": ["compact", "full"]},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("path", "src")], mutually_exclusive=[("path", "src")])

@@ -152,6 +152,15 @@ options:
         the one before, at most ten times this value.
     type: float
     default: 5
+  applied_detail:
+    description:
+      - How much of a big run RV(applied) lists. With C(compact), a run of more than 100 steps
+        lists the first 50 and the last 50 steps; RV(applied_count) counts every step and
+        RV(applied_omitted) the ones left out (the history has them all).
+      - C(full) lists every step.
+    type: str
+    choices: [compact, full]
+    default: compact
   mode:
     description:
       - C(migrate) brings the database to O(target).
@@ -292,8 +301,8 @@ version:
 applied:
   description:
     - Steps that ran, in order, with their wall time.
-    - In a big run only the first 100 steps are listed in full; the later ones have only
-      C(action), C(version), C(script) and C(execution_ms) (the history table has the rest).
+    - With O(applied_detail=compact), a run of more than 100 steps lists only the first 50 and the
+      last 50 (see RV(applied_count) and RV(applied_omitted); the history table has every step).
   returned: always
   type: list
   elements: dict
@@ -313,10 +322,15 @@ pending:
   elements: str
   sample: [V010__archive_partitions.sql]
 applied_count:
-  description: Number of steps that ran (the length of RV(applied)).
+  description: Number of steps that ran.
   returned: success
   type: int
   sample: 1
+applied_omitted:
+  description: Number of steps that ran but are left out of RV(applied) (O(applied_detail=compact)).
+  returned: success
+  type: int
+  sample: 0
 plan:
   description:
     - Ordered steps that would run (C(repair), C(baseline), C(undo), C(apply), C(repeatable)), each
@@ -405,6 +419,7 @@ def argument_spec() -> dict:
         lock_retries={"type": "int", "default": 0},
         lock_retry_delay={"type": "float", "default": 5},
         mode={"type": "str", "default": "migrate", "choices": list(_pg_migrate.MODES)},
+        applied_detail={"type": "str", "default": "compact", "choices": ["compact", "full"]},
     )
     return spec
 
@@ -419,7 +434,8 @@ def main() -> None:
         fail_from_error(module, exc)
     if module._diff:
         steps = result["plan"] if module.check_mode else result["applied"]
-        result["diff"] = _pg_migrate.diff(result["version_before"], result["version"], steps)
+        result["diff"] = _pg_migrate.diff(result["version_before"], result["version"], steps,
+                                          0 if module.check_mode else result["applied_omitted"])
     module.exit_json(**result)
 
 

@@ -471,3 +471,18 @@ def test_lock_expiry_follows_the_servers_clock_not_the_runners(mongo_server, mon
         server_now = utc(client.admin.command("hello")["localTime"])
         assert abs((utc(doc["heartbeat_at"]) - server_now).total_seconds()) < 10
         lock.release()
+
+
+def test_a_big_run_lists_its_first_and_last_steps(ansible, mongo_server, tmp_path):
+    db = mongo_server.database_name()
+    path = tmp_path / "migrations"
+    _log_migrations(path, 120)
+    args = {**mongo_server.params(), "database": db, "path": str(path)}
+    compact = ok(ansible.module("mongodb_migrate", args))
+    assert (compact["applied_count"], compact["applied_omitted"]) == (120, 20)
+    assert [a["version"] for a in compact["applied"]] == [str(i) for i in (*range(1, 51), *range(71, 121))]
+    assert len(history(mongo_server, db)) == 120
+    full = ok(ansible.module("mongodb_migrate", {**args, "history_collection": "second_history",
+                                                 "applied_detail": "full"}))
+    assert (full["applied_count"], full["applied_omitted"]) == (120, 0)
+    assert [a["version"] for a in full["applied"]] == [str(i) for i in range(1, 121)]

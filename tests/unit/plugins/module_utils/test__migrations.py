@@ -506,15 +506,23 @@ def test_plan_then_history_reaches_target(all_versions, data):
     assert (int(str(plan.version_after)) if plan.version_after else None) == expected
 
 
-def test_compact_steps_keeps_the_first_steps_whole_and_the_rest_short():
+def test_applied_result_keeps_the_first_and_last_steps_of_a_big_run():
     steps = [{"action": "apply", "version": str(i), "description": "d", "script": f"V{i}__d.sql",
-              "checksum": "c" * 64, "transaction": True, "execution_ms": i} for i in range(1, 6)]
-    compact = m.compact_steps(steps, limit=2)
-    assert compact[:2] == steps[:2]
-    assert compact[2:] == [{"action": "apply", "version": str(i), "script": f"V{i}__d.sql", "execution_ms": i}
-                           for i in range(3, 6)]
-    assert m.compact_steps(steps) == steps
-    assert m.compact_steps([]) == []
+              "checksum": "c" * 64, "transaction": True, "execution_ms": i} for i in range(1, 8)]
+    compact = m.applied_result(steps, limit=4)
+    assert compact == {"applied": [steps[0], steps[1], steps[5], steps[6]], "applied_count": 7,
+                       "applied_omitted": 3}
+    assert m.applied_result(steps, limit=3)["applied"] == [steps[0], steps[5], steps[6]]
+    full = m.applied_result(steps, "full", limit=4)
+    assert full == {"applied": steps, "applied_count": 7, "applied_omitted": 0}
+    assert m.applied_result(steps, limit=7) == {"applied": steps, "applied_count": 7, "applied_omitted": 0}
+    assert m.applied_result([]) == {"applied": [], "applied_count": 0, "applied_omitted": 0}
+    # A thousand steps: the default keeps 100 of them.
+    big = m.applied_result([{"version": str(i)} for i in range(1000)])
+    assert [s["version"] for s in big["applied"]] == [str(i) for i in (*range(50), *range(950, 1000))]
+    assert (big["applied_count"], big["applied_omitted"]) == (1000, 900)
+    with pytest.raises(DbopsError, match="check option applied_detail: 'all' is not one of compact, full"):
+        m.applied_result(steps, "all")
 
 
 def test_contents_sent_by_the_action_plugin_plan_like_the_directory(tmp_path):

@@ -161,38 +161,32 @@ def test_diff_lists_version_and_scripts():
     assert pm.diff(None, None, [])["before"] == "version: (none)\n"
 
 
-def test_transaction_message_is_one_string_with_progress_markers():
+def test_transaction_message_is_one_string_without_extra_statements():
     sql = "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1) -- no semicolon"
     statements = pm._pg_script.split(sql)
     message = pm.transaction_message('"public"."h"', statements, "INSERT INTO h VALUES (1)")
-    assert message.text.startswith('BEGIN;\nLOCK TABLE "public"."h" IN SHARE ROW EXCLUSIVE MODE;\n')
-    assert message.text.endswith("INSERT INTO h VALUES (1);\nCOMMIT;")
-    assert message.text.count("RAISE NOTICE 'dbops:statement:") == 3
-    assert "-- no semicolon\n;" in message.text
+    assert message.text == ('BEGIN;\nLOCK TABLE "public"."h" IN SHARE ROW EXCLUSIVE MODE;\n'
+                            "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1) -- no semicolon\n;\n"
+                            "INSERT INTO h VALUES (1);\nCOMMIT;")
     for start, end, statement, _number in message.spans:
         assert message.text[start:end] == statement.text
-    plain = pm.transaction_message("h", statements, "INSERT", markers=False)
-    assert "RAISE NOTICE" not in plain.text
 
 
-def test_failure_located_by_position_or_progress():
+def test_failure_located_by_the_server_position():
     sql = "CREATE TABLE a (id int);\n\nINSERT INTO a VALUES (1, nope);"
     statements = pm._pg_script.split(sql)
-    message = pm.transaction_message("h", statements, "INSERT INTO h DEFAULT VALUES")
+    verify_sql = "SELECT 1;\nSELECT 1/0 FROM a;"
+    verify = pm.VerifySql("V1__a.verify.sql", verify_sql, pm._pg_script.split(verify_sql))
+    message = pm.transaction_message("h", statements, "INSERT INTO h DEFAULT VALUES", verify=verify)
     second_start = message.spans[1][0]
     position = second_start + statements[1].text.index("nope") + 1  # 1-based, as the server says
-    assert message.locate_failure(sql, position, []) == (
+    assert message.locate_failure(sql, position) == (
         " statement 2 at line 3, column 26 (INSERT INTO a VALUES (1, nope);)")
-    assert message.locate_failure(sql, 3, []) == " while locking the history table"
-    assert message.locate_failure(sql, len(message.text) - 3, []) == " while recording it in the history"
-    notices = ["NOTICE:  dbops:statement:1\n", "NOTICE:  dbops:statement:2\n"]
-    assert message.locate_failure(sql, None, notices) == (
-        " statement 2 at line 3, column 1 (INSERT INTO a VALUES (1, nope);)")
-    assert message.locate_failure(sql, None, [*notices, "NOTICE:  dbops:statement:0\n"]) == (
-        " while recording it in the history")
-    assert message.locate_failure(sql, None, []) == " while locking the history table"
-    plain = pm.transaction_message("h", statements, "INSERT", markers=False)
-    assert plain.locate_failure(sql, None, []) == ""
+    assert message.locate_failure(sql, 3) == " while locking the history table"
+    assert message.locate_failure(sql, len(message.text) - 3) == " while recording it in the history"
+    in_verify = message.verify_spans[1][0] + verify.statements[1].text.index("a;") + 1
+    assert message.locate_failure(sql, in_verify) == (
+        ": verify script V1__a.verify.sql failed at statement 2, line 2, column 17 (SELECT 1/0 FROM a;)")
 
 
 @pytest.mark.parametrize(("text", "values", "expected"), [
@@ -247,3 +241,14 @@ def test_settings_refuse_negative_retries_and_unknown_modes():
         pm.Settings(path="x", lock_retry_delay=-1)
     with pytest.raises(DbopsError, match="check option mode: 'drop' is not one of migrate, verify"):
         pm.Settings(path="x", mode="drop")
+    with pytest.raises(DbopsError, match="check option applied_detail: 'all' is not one of compact, full"):
+        pm.Settings.from_params({"path": "x", "applied_detail": "all"})
+    assert pm.Settings.from_params({"path": "x"}).applied_detail == "compact"
+
+
+def test_diff_shows_the_steps_left_out_of_a_compact_result():
+    steps = [{"action": "apply", "script": f"V{i}__x.sql"} for i in (1, 2, 9, 10)]
+    after = pm.diff("0", "10", steps, omitted=6)["after"]
+    assert after == ("version: 10\n# apply V1__x.sql\n# apply V2__x.sql\n"
+                     "# ... 6 more steps (applied_detail=full lists them)\n"
+                     "# apply V9__x.sql\n# apply V10__x.sql\n")
