@@ -506,6 +506,8 @@ def read_one_stanza(binary: str, config: str, stanza: str) -> tuple[dict[str, An
 def plan_restore(binary: str, config: str, stanza: str, *, data_directory: str, mode: str,
                  target_time: str | None, target_action: str) -> dict[str, Any]:
     """Everything checked, nothing changed: the plan (with the argv) or a DbopsError."""
+    if not stanza:
+        raise DbopsError("plan restore: stanza is required")
     check_stanza_name(stanza)
     target = parse_time(target_time) if target_time else None
     config_text = verify_config(config)
@@ -528,6 +530,7 @@ def plan_restore(binary: str, config: str, stanza: str, *, data_directory: str, 
         "backup_set": backup["label"],
         "recovery_window": view["recovery_window"],
         "existed": directory_state(data_directory) != "absent",
+        "pg_version": str(((raw.get("db") or [{}])[-1] or {}).get("version") or ""),
         "command": argv,
     }
 
@@ -550,6 +553,11 @@ def remove_scratch(data_directory: str, existed: bool) -> None:
 
 def execute_restore(plan: dict[str, Any]) -> None:
     """Run the planned restore; a failed scratch restore leaves nothing behind."""
+    if plan["mode"] == "scratch" and not plan["existed"]:
+        try:
+            os.mkdir(plan["data_directory"], 0o700)
+        except OSError as exc:
+            raise DbopsError(f"create {plan['data_directory']}: {exc.strerror}") from None
     try:
         run(plan["command"], f"restore stanza {plan['stanza']} into {plan['data_directory']}",
             timeout=6 * 3600)

@@ -183,6 +183,13 @@ options:
         description: Transaction ID age that is critical (wraparound stops writes at about 2 billion).
         type: int
         default: 1000000000
+      archive_failure_recent_seconds:
+        description:
+          - A WAL archiving failure (C(pg_stat_archiver.last_failed_time)) this recent warns even when a
+            later segment was archived (intermittent failures). A failure newer than the last success
+            is always critical.
+        type: int
+        default: 3600
 extends_documentation_fragment:
   - dbops.datastores.postgres
   - dbops.datastores.attributes.info_module

@@ -13,6 +13,7 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -188,3 +189,30 @@ def run_module_as(ansible: Any, stanza: PgbrStanza, name: str, args: dict[str, A
         raise AssertionError(f"ansible-playbook produced no result (rc={run.rc}):\n"
                              f"{run.stdout}\n{run.stderr}")
     return results[0]
+
+
+def start_copy(stanza: PgbrStanza, data_directory: Path) -> tuple[pg_harness.PgServer, Path]:
+    """Start a restored copy (as the cluster's user) on a free port; returns it and its log."""
+    port = pg_harness.free_port()
+    sock = Path(tempfile.mkdtemp(prefix="dbops-pgbr-sock-"))
+    sock.chmod(0o755)
+    chown_to_cluster_user(sock)
+    with (data_directory / "postgresql.auto.conf").open("a") as handle:
+        handle.write(f"\nport = {port}\nunix_socket_directories = '{sock}'\n")
+    log = sock / "server.log"
+    kwargs: dict[str, Any] = {"user": stanza.user} if stanza.user else {}
+    result = subprocess.run([str(stanza.bindir / "pg_ctl"), "-D", str(data_directory), "-l", str(log), "-w",
+                             "-t", "120", "start"], check=False, capture_output=True, text=True,
+                            env=stanza.env(), **kwargs)
+    if result.returncode != 0:
+        raise RuntimeError(f"starting the restored copy failed: {result.stderr}\n{log.read_text()}")
+    pid = int((data_directory / "postmaster.pid").read_text().splitlines()[0])
+    copy = pg_harness.PgServer(host="127.0.0.1", port=port, user="postgres", password=stanza.server.password,
+                               datadir=data_directory, socket_dir=sock, pid=pid)
+    return copy, sock
+
+
+def stop_copy(copy: pg_harness.PgServer, sock: Path) -> None:
+    if copy.pid:
+        pg_harness.stop_pid(copy.pid, signal.SIGINT)
+    shutil.rmtree(sock, ignore_errors=True)
