@@ -135,7 +135,7 @@ def start(bin_dir: str, data_directory: str, socket_dir: str, timeout: int) -> N
                          f"({proc.stderr.strip() or proc.stdout.strip()}); server log: {tail(log)}")
 
 
-def wait_ready(bin_dir: str, data_directory: str, socket_dir: str, port: int, user: str,
+def wait_ready(bin_dir: str, data_directory: str, socket_dir: str, *, port: int, user: str,
                timeout: int) -> None:
     """Until the copy has finished recovery and accepts connections (pg_ctl -w returns earlier,
     with hot standby off, while recovery still runs)."""
@@ -229,8 +229,8 @@ def drill(params: dict[str, Any]) -> dict[str, Any]:
                 result["restore_seconds"] = round(time.monotonic() - started, 3)
                 configure_copy(data_directory, port, socket_dir)
                 start(bin_dir, data_directory, socket_dir, params["start_timeout"])
-                wait_ready(bin_dir, data_directory, socket_dir, port, params["login_user"],
-                           params["start_timeout"])
+                wait_ready(bin_dir, data_directory, socket_dir, port=port, user=params["login_user"],
+                           timeout=params["start_timeout"])
                 result["rto_seconds"] = round(time.monotonic() - started, 3)
                 restored_to = psql(bin_dir, socket_dir, port, params["login_user"], database="postgres",
                                    sql=RESTORED_TO_SQL)

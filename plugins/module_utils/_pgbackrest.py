@@ -328,6 +328,12 @@ def validate_target(target: dt.datetime | None, view: dict[str, Any]) -> None:
     if target is None:
         return
     start, end = parse_time(window["from"]), parse_time(window["to"])
+    if window.get("to_source") != "newest archived WAL segment":
+        # The WAL's time is unknown (repo-ls failed): only the future is surely past its end.
+        now = dt.datetime.now(dt.timezone.utc)
+        if target > now:
+            raise DbopsError(f"plan restore to {iso(epoch(target))}: in the future (now {iso(epoch(now))})")
+        end = max(end, now)
     stamp = iso(epoch(target))
     if target < start:
         raise DbopsError(f"plan restore to {stamp}: before the oldest backup's end ({window['from']}); "

@@ -161,7 +161,8 @@ def main() -> None:
         else:
             result.update(_pg_pitr_drill.drill(params))
     except DbopsError as exc:
-        fail_from_error(module, exc, **result)
+        # The drill's partial result (checks run so far, cleaned_up) travels in the error's details.
+        fail_from_error(module, exc, **{key: val for key, val in result.items() if key not in exc.details})
     module.exit_json(**result)
 
 

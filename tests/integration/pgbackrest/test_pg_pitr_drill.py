@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
+import json
 import signal
 import subprocess
 import sys
@@ -39,7 +39,7 @@ def _drill(ansible, pitr_stanza, scratch, check=False, **args):
 
 
 def _gone(scratch: Path) -> bool:
-    return not scratch.exists() and not Path(f"{scratch}.run").exists() and not Path(f"{scratch}.tablespaces").exists()
+    return not any(Path(f"{scratch}{suffix}").exists() for suffix in ("", ".run", ".tablespaces"))
 
 
 def test_drill_finds_the_marker_before_and_not_the_one_after(ansible, pitr_stanza, scratch):
@@ -63,15 +63,17 @@ def test_drill_finds_the_marker_before_and_not_the_one_after(ansible, pitr_stanz
 
 
 def test_a_failing_check_fails_the_drill_and_still_cleans_up(ansible, pitr_stanza, scratch):
-    wrong = {"name": "after present", "sql": "SELECT count(*) = 1 FROM pitr_markers WHERE name = 'after'"}
+    wrong = {"name": "after present",
+             "sql": "SELECT count(*) = 1 FROM pitr_markers WHERE name = 'after'"}
     broken = {"name": "bad sql", "sql": "SELECT nonsense FROM nowhere"}
     result = _drill(ansible, pitr_stanza, scratch, checks=[BEFORE, wrong, broken])
     assert result.get("failed") is True
     assert result["msg"].endswith(": after present, bad sql failed")
     by_name = {c["name"]: c for c in result["checks"]}
     assert by_name["before present"]["passed"] is True
-    assert by_name["after present"] == {"name": "after present", "database": "postgres", "passed": False,
-                                        "value": "f", "error": "the query must return one row with one true value"}
+    assert by_name["after present"] == {
+        "name": "after present", "database": "postgres", "passed": False, "value": "f",
+        "error": "the query must return one row with one true value"}
     assert 'relation "nowhere" does not exist' in by_name["bad sql"]["error"]
     assert result["cleaned_up"] is True and _gone(scratch)
 
@@ -88,23 +90,26 @@ def test_sigterm_during_the_drill_stops_and_removes_the_copy(pitr_stanza, scratc
     stanza = pitr_stanza.stanza
     params = {"config": str(stanza.config), "stanza": "main", "pgbackrest_bin": "pgbackrest",
               "data_directory": str(scratch), "port": pg_harness.free_port(),
-              "target_time": _iso(pitr_stanza.target), "bin_dir": str(stanza.bindir), "login_user": "postgres",
-              "start_timeout": 120,
-              "checks": [{"name": "slow", "database": "postgres", "sql": "SELECT true FROM pg_sleep(60)"}]}
+              "target_time": _iso(pitr_stanza.target), "bin_dir": str(stanza.bindir),
+              "login_user": "postgres", "start_timeout": 120,
+              "checks": [{"name": "slow", "database": "postgres",
+                          "sql": "SELECT true FROM pg_sleep(60)"}]}
     script = ("import json, sys\n"
-              "from ansible_collections.dbops.datastores.plugins.module_utils import _pg_pitr_drill, _errors\n"
+              "from ansible_collections.dbops.datastores.plugins.module_utils import (\n"
+              "    _errors, _pg_pitr_drill)\n"
               "try:\n"
               "    _pg_pitr_drill.drill(json.loads(sys.argv[1]))\n"
               "except _errors.DbopsError as exc:\n"
               "    print(exc.msg); print(json.dumps(exc.details.get('cleaned_up')))\n")
     kwargs = {"user": stanza.user} if stanza.user else {}
-    proc = subprocess.Popen(["/usr/bin/python3" if stanza.user else sys.executable, "-c", script,
-                             __import__("json").dumps(params)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**stanza.env(), "PYTHONPATH": str(COLLECTIONS_PATH)}, cwd=stanza.base,
-                            **kwargs)
+    python = "/usr/bin/python3" if stanza.user else sys.executable
+    proc = subprocess.Popen([python, "-c", script, json.dumps(params)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=stanza.base,
+                            env={**stanza.env(), "PYTHONPATH": str(COLLECTIONS_PATH)}, **kwargs)
     try:
         deadline = time.monotonic() + 120
-        while not (scratch / "postmaster.pid").exists() or not os.path.exists(f"{scratch}.run/server.log"):
+        # Running: the copy answers (its socket exists) and the slow check has started.
+        while not list(Path(f"{scratch}.run").glob(".s.PGSQL.*")):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the copy never started"
             time.sleep(0.2)
@@ -115,5 +120,6 @@ def test_sigterm_during_the_drill_stops_and_removes_the_copy(pitr_stanza, scratc
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert out.splitlines() == ["run PITR drill: interrupted (signal 15); the copy was stopped and removed", "true"]
+    assert out.splitlines() == ["run PITR drill: interrupted (signal 15); the copy was stopped and removed",
+                                "true"]
     assert _gone(scratch)

@@ -155,10 +155,12 @@ def test_target_outside_the_window_is_refused(ansible, pitr_stanza, scratch):
     too_late = _iso(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).split(".")[0] + "Z"
     result = _restore(ansible, pitr_stanza, data_directory=str(scratch), target_time=too_late)
     assert result.get("failed") is True
-    assert result["msg"].startswith(f"plan restore to {too_late}: after the newest archived WAL ({window['to']})")
+    assert result["msg"].startswith(f"plan restore to {too_late}: after the newest archived WAL "
+                                    f"({window['to']})")
     result = _restore(ansible, pitr_stanza, data_directory=str(scratch), target_time="2026-11-30 14:05:00")
     assert result.get("failed") is True
-    assert result["msg"] == "read target time '2026-11-30 14:05:00': no time zone; add Z or an offset such as +01:00"
+    assert result["msg"] == ("read target time '2026-11-30 14:05:00': no time zone; add Z or an offset "
+                             "such as +01:00")
     assert not scratch.exists()
 
 

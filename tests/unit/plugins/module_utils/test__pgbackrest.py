@@ -145,6 +145,15 @@ def test_validate_target_inside_before_and_after_the_window():
         _pgbackrest.validate_target(at(WAL_TIME + 1), view)
 
 
+def test_without_the_wal_time_only_the_future_is_after_the_window():
+    view = _pgbackrest.stanza_view(INFO, None)
+    assert view["recovery_window"]["to_source"] == "newest backup"
+    _pgbackrest.validate_target(at(INCR_STOP + 60), view)
+    future = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+    with pytest.raises(DbopsError, match=r"^plan restore to .*: in the future \(now "):
+        _pgbackrest.validate_target(future, view)
+
+
 def test_choose_backup_takes_the_newest_that_ended_before_the_target():
     assert _pgbackrest.choose_backup(INFO, at(FULL_STOP + 1))["label"] == "20261130-225904F"
     assert _pgbackrest.choose_backup(INFO, at(INCR_STOP))["label"] == "20261130-225904F_20261130-225908I"
