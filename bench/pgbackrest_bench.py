@@ -142,16 +142,30 @@ def logical(stanza: pgbr_harness.PgbrStanza, work: Path, expected: tuple[int, in
     return dump_s, restore_s
 
 
+def configure(stanza: pgbr_harness.PgbrStanza, block: bool) -> None:
+    """gzip level 6 (pg_basebackup -z's), and block incremental when asked."""
+    text = stanza.config.read_text().replace("compress-level=3", "compress-level=6")
+    if block:
+        text = text.replace("[global]\n", "[global]\nbeta=y\nrepo1-bundle=y\nrepo1-block=y\n", 1)
+    stanza.config.write_text(text)
+
+
+def repo_bytes(backup: dict[str, Any]) -> int:
+    """What this backup added to the repository (a full: all of it)."""
+    return int(backup["info"]["repository"]["delta"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--block", action="store_true",
+                        help="block incremental (repo1-bundle + repo1-block; BETA in pgBackRest 2.45)")
     args = parser.parse_args()
     stanza = pgbr_harness.start_stanza(settings={"max_wal_size": "'2GB'", "checkpoint_timeout": "'30min'"})
     work = Path(tempfile.mkdtemp(prefix="dbops-pgbr-bench-", dir=stanza.base))
     pgbr_harness.chown_to_cluster_user(work)
-    text = stanza.config.read_text().replace("compress-level=3", "compress-level=6")
-    stanza.config.write_text(text)
+    configure(stanza, args.block)
     try:
         print(f"load average before: {os.getloadavg()}", flush=True)
         stanza.server.query("CREATE DATABASE bench")
@@ -172,7 +186,7 @@ def main() -> None:
             assert abs(full["info"]["size"] - uncompressed) / uncompressed < 0.05, (full["info"],
                                                                                    uncompressed)
             full_times.append(seconds)
-            print(f"pgbackrest full:      {seconds:.2f} s, {full['info']['repository']['size'] / 1e6:.0f} MB "
+            print(f"pgbackrest full:      {seconds:.2f} s, {repo_bytes(full) / 1e6:.0f} MB "
                   f"in the repository (database {full['info']['size'] / 1e6:.0f} MB)", flush=True)
         print(f"FULL ratio pgbackrest / pg_basebackup (best): {min(full_times) / min(base_times):.2f} "
               f"(all: {[round(t, 2) for t in base_times]} / {[round(t, 2) for t in full_times]})", flush=True)
@@ -183,15 +197,15 @@ def main() -> None:
                             dbname="bench")
         stanza.server.query("CHECKPOINT")
         together_s, together = pgbackrest_backup(stanza, "incr")
-        full_repo = full["info"]["repository"]["size"]
-        together_repo = together["info"]["repository"]["delta"]
+        full_repo = repo_bytes(full)
+        together_repo = repo_bytes(together)
         print(f"INCR (1 % of rows together) {together_s:.2f} s vs full {min(full_times):.2f} s: time ratio "
               f"{together_s / min(full_times):.3f}, repository bytes {together_repo} vs {full_repo}: "
               f"{together_repo / full_repo:.3f}", flush=True)
         stanza.server.query("UPDATE events SET amount = amount + 1 WHERE id % 100 = 0", dbname="bench")
         stanza.server.query("CHECKPOINT")
         spread_s, spread = pgbackrest_backup(stanza, "incr")
-        spread_repo = spread["info"]["repository"]["delta"]
+        spread_repo = repo_bytes(spread)
         print(f"INCR (1 % of rows spread) {spread_s:.2f} s vs full: time ratio "
               f"{spread_s / min(full_times):.3f}, repository bytes {spread_repo}: "
               f"{spread_repo / full_repo:.3f}", flush=True)
