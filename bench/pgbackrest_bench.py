@@ -183,8 +183,8 @@ def main() -> None:
                   f"(uncompressed {uncompressed / 1e6:.0f} MB)", flush=True)
             seconds, full = pgbackrest_backup(stanza, "full")
             # The same work: both copied the cluster's files (tar headers aside), neither its WAL.
-            assert abs(full["info"]["size"] - uncompressed) / uncompressed < 0.05, (full["info"],
-                                                                                   uncompressed)
+            copied = full["info"]["size"]
+            assert abs(copied - uncompressed) / uncompressed < 0.05, (copied, uncompressed)
             full_times.append(seconds)
             print(f"pgbackrest full:      {seconds:.2f} s, {repo_bytes(full) / 1e6:.0f} MB "
                   f"in the repository (database {full['info']['size'] / 1e6:.0f} MB)", flush=True)

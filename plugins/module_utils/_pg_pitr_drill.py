@@ -49,6 +49,8 @@ def drill_settings(port: int, socket_dir: str) -> dict[str, str]:
         "listen_addresses": quote_setting(""),
         "unix_socket_directories": quote_setting(socket_dir),
         "hba_file": quote_setting(os.path.join(socket_dir, "pg_hba.conf")),
+        # Debian keeps pg_ident.conf in /etc: the copy gets an empty one of its own.
+        "ident_file": quote_setting(os.path.join(socket_dir, "pg_ident.conf")),
         "archive_mode": "off",
         "hot_standby": "off",
         "primary_conninfo": quote_setting(""),
@@ -106,6 +108,8 @@ def make_socket_dir(socket_dir: str) -> None:
     os.mkdir(socket_dir, 0o700)
     with open(os.path.join(socket_dir, "pg_hba.conf"), "w", encoding="utf-8") as handle:
         handle.write("# pg_pitr_drill: only the socket in this 0700 directory\nlocal all all trust\n")
+    with open(os.path.join(socket_dir, "pg_ident.conf"), "w", encoding="utf-8") as handle:
+        handle.write("# pg_pitr_drill: no user name maps\n")
 
 
 def configure_copy(data_directory: str, port: int, socket_dir: str) -> None:

@@ -13,6 +13,7 @@ def test_the_copy_listens_on_no_tcp_address_and_never_archives():
     assert settings["listen_addresses"] == "''"
     assert settings["unix_socket_directories"] == "'/srv/drill.run'"
     assert settings["hba_file"] == "'/srv/drill.run/pg_hba.conf'"
+    assert settings["ident_file"] == "'/srv/drill.run/pg_ident.conf'"
     assert settings["archive_mode"] == "off"
     assert settings["primary_conninfo"] == "''"
     assert settings["hot_standby"] == "off"
