@@ -176,7 +176,8 @@ def main() -> None:
 
         base_times, full_times = [], []
         full: dict[str, Any] = {}
-        for _ in range(args.repeat):
+        for attempt in range(1, args.repeat + 1):
+            print(f"round {attempt} of {args.repeat}", flush=True)
             seconds, compressed, uncompressed = basebackup(stanza, work)
             base_times.append(seconds)
             print(f"pg_basebackup -Ft -z: {seconds:.2f} s, {compressed / 1e6:.0f} MB "

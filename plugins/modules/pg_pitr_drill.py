@@ -10,7 +10,7 @@ short_description: Prove a point-in-time restore works - restore, start, check, 
 version_added: 0.2.0
 description:
   - Restores a pgBackRest stanza to O(target_time) into the scratch directory O(data_directory)
-    (the guards of M(dbops.datastores.pgbackrest_restore) in O(mode=scratch) apply), starts it with
+    (the guards of M(dbops.datastores.pgbackrest_restore) in C(mode=scratch) apply), starts it with
     C(pg_ctl) as the calling user on O(port), waits until it accepts connections (the time from the
     start of the restore to then is RV(rto_seconds)), runs O(checks), then stops the copy and
     removes it - also when a step fails or the module is interrupted (SIGTERM, SIGHUP).
