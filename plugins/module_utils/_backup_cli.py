@@ -6,8 +6,10 @@
     dbops-backup backup --config FILE       only the backups
     dbops-backup verify --config FILE [--restore-test]
         run, backup and verify take --only ENGINE:DATABASE (repeatable) to act on some jobs only;
-        run and backup take --skip-missing (a database that does not exist yet is skipped, not failed)
-        and --ignore-min-interval (back up now even when a job's min_interval says a recent one exists)
+        run and backup take --skip-missing (a database that does not exist yet is skipped, not failed),
+        --ignore-min-interval (back up now even when a job's min_interval says a recent one exists)
+        and --ignore-from (back up on this node whatever the job's ``from`` says); a job whose
+        ``from`` names another node of a replicated cluster is skipped (the server is asked)
     dbops-backup retention --config FILE [--dry-run]
     dbops-backup info --config FILE [--max-age 24h]
 
@@ -32,9 +34,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
-from ansible_collections.dbops.datastores.plugins.module_utils import _backup_metrics, _mongodb, _postgres
+from ansible_collections.dbops.datastores.plugins.module_utils import (
+    _backup_metrics,
+    _mongodb,
+    _pg_backup,
+    _postgres,
+)
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops as ops
-from ansible_collections.dbops.datastores.plugins.module_utils._errors import DatabaseMissingError, DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import (
+    DatabaseMissingError,
+    DbopsError,
+    WrongNodeError,
+)
 
 LOCK_FILE = catalog.LOCK_FILE
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -252,9 +263,13 @@ def load_config(path: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- steps
 
-def _backup_options(job: dict[str, Any]) -> dict[str, Any]:
-    """The module options of a validated job (defaults filled in by its spec)."""
-    return {k: v for k, v in job.items() if k not in ("engine", "min_interval")}
+def _backup_options(job: dict[str, Any], ignore_from: bool = False) -> dict[str, Any]:
+    """The module options of a validated job (defaults filled in by its spec); ``ignore_from``
+    takes the backup on this node whatever node the job's ``from`` names."""
+    options = {k: v for k, v in job.items() if k not in ("engine", "min_interval")}
+    if ignore_from and "from" in options:
+        options["from"] = "any"
+    return options
 
 
 def _connections(config: dict[str, Any], path: str) -> dict[str, dict[str, Any]]:
@@ -279,7 +294,7 @@ def select_jobs(jobs: list[dict[str, Any]], only: list[str] | None) -> list[dict
 
 def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: dict[str, Any], *,
                  only: list[str] | None = None, skip_missing: bool = False,
-                 ignore_min_interval: bool = False) -> bool:
+                 ignore_min_interval: bool = False, ignore_from: bool = False) -> bool:
     ok = True
     verify_cfg = config.get("verify") or {}
     for job in select_jobs(config.get("backups") or [], only):
@@ -291,7 +306,8 @@ def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: 
             ok = False
             continue
         try:
-            result = ops.backup(job["engine"], conns[job["engine"]], config["root"], _backup_options(job),
+            result = ops.backup(job["engine"], conns[job["engine"]], config["root"],
+                                _backup_options(job, ignore_from),
                                 min_interval=None if ignore_min_interval else job.get("min_interval"))
             entry.update(ok=True, id=result["backup"]["id"], size=result["backup"]["size"],
                          created=result["changed"])
@@ -301,6 +317,8 @@ def step_backups(config: dict[str, Any], conns: dict[str, dict[str, Any]], log: 
                      **_verify_one(config, conns, result["backup"]["id"],
                                    restore_test=verify_cfg.get("restore_test", False))})
                 ok &= log["verifications"][-1]["ok"]
+        except WrongNodeError as exc:  # the job belongs on another node of the cluster
+            entry.update(ok=True, skipped=exc.msg, other_node=True)
         except DatabaseMissingError as exc:
             if skip_missing:
                 entry.update(ok=True, skipped=exc.msg)
@@ -326,11 +344,31 @@ def _verify_one(config: dict[str, Any], conns: dict[str, dict[str, Any]], backup
                             jobs=int(verify_cfg.get("jobs") or 1),
                             min_interval=verify_cfg.get("min_interval"))
         record = result["verification"]
-        return {"id": result["backup"]["id"], "ok": True, "kind": record.get("kind"),
-                "rto_s": record.get("rto_s"), "skipped": "skipped_reason" in result}
+        entry = {"id": result["backup"]["id"], "ok": True, "kind": record.get("kind"),
+                 "rto_s": record.get("rto_s"), "skipped": "skipped_reason" in result}
+        if record.get("restore_test_skipped"):
+            entry["restore_test_skipped"] = record["restore_test_skipped"]
+        return entry
     except DbopsError as exc:
         backup = exc.details.get("backup") or {}
         return {"id": backup.get("id", backup_id), "ok": False, "error": exc.msg}
+
+
+def _other_node(config: dict[str, Any], conns: dict[str, dict[str, Any]], job: dict[str, Any]) -> str | None:
+    """Why this node neither takes nor keeps a job's backups (None when it does or may): the job's
+    ``from`` names another node and this node's catalog holds no backup of the job."""
+    if job.get("error") or job["engine"] != "postgresql" or (job.get("from") or "primary") == "any":
+        return None
+    if catalog.scan(config["root"]).latest(job["engine"], job["database"]) is not None:
+        return None
+    try:
+        conn = _pg_backup.connect(conns["postgresql"], job["database"])
+    except DbopsError:
+        return None  # the verification reports what is wrong
+    try:
+        return _pg_backup.wrong_node(job.get("from") or "primary", _pg_backup.source_node(conn))
+    finally:
+        conn.close()
 
 
 def step_verify(config: dict[str, Any], conns: dict[str, dict[str, Any]], restore_test: bool,
@@ -342,6 +380,11 @@ def step_verify(config: dict[str, Any], conns: dict[str, dict[str, Any]], restor
         if key in seen:
             continue
         seen.add(key)
+        other = _other_node(config, conns, job)
+        if other:
+            log.setdefault("verifications", []).append(
+                {"engine": key[0], "database": key[1], "ok": True, "skipped": True, "other_node": other})
+            continue
         record = {"engine": key[0], "database": key[1],
                   **_verify_one(config, conns, None, restore_test=restore_test,
                                 engine=key[0], database=key[1])}
@@ -407,6 +450,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              help="skip, not fail, a database that does not exist yet")
             cmd.add_argument("--ignore-min-interval", action="store_true",
                              help="back up even when a backup younger than the job's min_interval exists")
+            cmd.add_argument("--ignore-from", action="store_true",
+                             help="back up on this node whatever node the job's from names")
         if name == "verify":
             cmd.add_argument("--restore-test", action="store_true", default=None,
                              help="restore into a scratch database and compare counts")
@@ -438,7 +483,7 @@ def execute(args: argparse.Namespace, config: dict[str, Any], log: dict[str, Any
                 restore_test = bool((config.get("verify") or {}).get("restore_test"))
             return step_verify(config, conns, restore_test, log, args.only)
         ok = step_backups(config, conns, log, only=args.only, skip_missing=args.skip_missing,
-                          ignore_min_interval=args.ignore_min_interval)
+                          ignore_min_interval=args.ignore_min_interval, ignore_from=args.ignore_from)
         if args.command == "run":
             ok &= step_retention(config, log)
         return ok

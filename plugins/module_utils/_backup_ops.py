@@ -18,7 +18,7 @@ from typing import Any
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
 from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_dump, _pg_backup
 from ansible_collections.dbops.datastores.plugins.module_utils import _retention as retention
-from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError, WrongNodeError
 
 ENGINE_NAMES = {"postgresql": "PostgreSQL", "mongodb": "MongoDB"}
 
@@ -56,7 +56,7 @@ class Engine:
     option_spec: Callable[[], dict[str, Any]]  # the backup module's options = dbops-backup job keys
     validate: Callable[[dict[str, Any]], None]  # rules across options, beyond the spec
     plan: Callable[[dict[str, Any]], dict[str, Any]]  # validate and describe, no connection
-    preflight: Callable[[dict[str, Any], str], None]  # read-only: the login works, the database exists
+    preflight: Callable[[dict[str, Any], dict[str, Any]], None]  # read-only: login, database, node
     backup: Callable[[dict[str, Any], str, dict[str, Any]], dict[str, Any]]  # returns the manifest
     restore_test: Callable[[dict[str, Any], catalog.Backup, str, int], dict[str, Any]]
     restore: Callable[..., dict[str, Any]]  # (params, backup, target, options, *, result, check)
@@ -110,7 +110,7 @@ def backup(engine: str, params: dict[str, Any], root: str, options: dict[str, An
     adapter = ENGINES[engine]
     plan = adapter.plan(options)
     if check:
-        adapter.preflight(params, database)
+        adapter.preflight(params, options)
         return {"changed": True, "plan": plan}
     manifest = adapter.backup(params, root, options)
     path = os.path.join(root, manifest["id"])
@@ -191,11 +191,17 @@ def _verify(root: str, *, backup_id: str | None, engine: str | None, database: s
         if params is None:
             raise DbopsError(f"restore-test backup {chosen.id}: no {ENGINE_NAMES[chosen.engine]} connection "
                              "options given")
-        result = ENGINES[chosen.engine].restore_test(params, chosen, scratch, jobs)
-        mismatches = compare_counts(chosen.manifest.get("counts", {}), result["counts"])
-        problems.extend(mismatches)
-        record.update(scratch_database=scratch, rto_s=result["rto_s"], counts_ok=not mismatches,
-                      restored_counts=result["counts"])
+        try:
+            result = ENGINES[chosen.engine].restore_test(params, chosen, scratch, jobs)
+        except WrongNodeError as exc:
+            # A standby cannot restore: the files are checked, the restore test is left to a
+            # writable server (docs/backups.md), and the record says so.
+            record.update(kind="files", restore_test_skipped=exc.msg)
+        else:
+            mismatches = compare_counts(chosen.manifest.get("counts", {}), result["counts"])
+            problems.extend(mismatches)
+            record.update(scratch_database=scratch, rto_s=result["rto_s"], counts_ok=not mismatches,
+                          restored_counts=result["counts"])
     record["ok"] = not problems
     record["duration_s"] = round((catalog.utcnow() - started).total_seconds(), 3)
     if not check:
@@ -414,10 +420,11 @@ def _finish_restore(chosen: catalog.Backup, target: str, counts: dict[str, int],
 ENGINES: dict[str, Engine] = {
     "postgresql": Engine(
         option_spec=_pg_backup.backup_option_spec, validate=_pg_backup.validate_options, plan=_pg_plan,
-        preflight=lambda params, database: _pg_backup.connect(params, database).close(),
+        preflight=_pg_backup.preflight,
         backup=_pg_backup.backup, restore_test=_pg_restore_test, restore=_restore_pg),
     "mongodb": Engine(
         option_spec=_mongodb_dump.backup_option_spec, validate=_mongo_validate, plan=_mongo_plan,
-        preflight=_mongodb_dump.require_database, backup=_mongodb_dump.backup,
+        preflight=lambda params, options: _mongodb_dump.require_database(params, options["database"]),
+        backup=_mongodb_dump.backup,
         restore_test=_mongo_restore_test, restore=_restore_mongo),
 }

@@ -31,3 +31,7 @@ class MissingDriverError(DbopsError):
 
 class DatabaseMissingError(DbopsError):
     """The database named does not exist on the server (nothing to back up yet)."""
+
+
+class WrongNodeError(DbopsError):
+    """The job belongs on another node of a replicated cluster (``from: standby`` on the primary, ...)."""

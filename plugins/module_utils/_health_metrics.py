@@ -39,6 +39,10 @@ def _families() -> dict[str, Metric]:
         ("dbops_health_cache_used_ratio", "MongoDB WiredTiger cache used / configured maximum, 0-1."),
         ("dbops_health_replication_lag_seconds",
          "Replication lag of the most lagging replica (or this standby)."),
+        ("dbops_health_replication_lag_bytes",
+         "PostgreSQL WAL not yet replayed by the most lagging standby (or by this standby)."),
+        ("dbops_health_slot_retained_bytes",
+         "WAL retained by the PostgreSQL replication slot that retains most."),
         ("dbops_health_long_running_queries",
          "Client queries/operations running longer than the warning limit."),
         ("dbops_health_idle_in_transaction_sessions",
@@ -65,6 +69,7 @@ def _pg_figures(m: dict[str, Metric], facts: dict[str, Any], labels: dict[str, s
     lags.append((replication.get("standby") or {}).get("replay_lag_seconds"))
     lags = [float(v) for v in lags if v is not None]
     m["dbops_health_replication_lag_seconds"].add(max(lags) if lags else None, **labels)
+    _pg_replication_bytes(m, replication, labels)
     activity = facts.get("activity") or {}
     if "activity" in facts:
         m["dbops_health_long_running_queries"].add(len(activity.get("long_running") or []), **labels)
@@ -83,6 +88,17 @@ def _pg_figures(m: dict[str, Metric], facts: dict[str, Any], labels: dict[str, s
     for when in ("success", "failure"):
         name = f"dbops_health_wal_archive_last_{when}_timestamp_seconds"
         m[name].add(extra.get(f"archive_last_{when}"), **labels)
+
+
+def _pg_replication_bytes(m: dict[str, Metric], replication: dict[str, Any], labels: dict[str, str]) -> None:
+    """Replication lag in bytes and the WAL the slots retain (no sample without replication)."""
+    lags = [r.get("lag_bytes") for r in replication.get("replicas") or []]
+    lags.append((replication.get("standby") or {}).get("lag_bytes"))
+    lags = [int(v) for v in lags if v is not None]
+    m["dbops_health_replication_lag_bytes"].add(max(lags) if lags else None, **labels)
+    retained = [int(slot["retained_bytes"]) for slot in replication.get("slots") or []
+                if slot.get("retained_bytes") is not None]
+    m["dbops_health_slot_retained_bytes"].add(max(retained) if retained else None, **labels)
 
 
 def _mongo_figures(m: dict[str, Metric], facts: dict[str, Any], labels: dict[str, str]) -> None:

@@ -24,9 +24,15 @@ from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
 from ansible_collections.dbops.datastores.plugins.module_utils import _postgres
-from ansible_collections.dbops.datastores.plugins.module_utils._errors import DatabaseMissingError, DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import (
+    DatabaseMissingError,
+    DbopsError,
+    WrongNodeError,
+)
 
 FORMATS = ("custom", "directory", "plain")
+# Which node of a replicated cluster takes a job's backup (the job option ``from``).
+FROM_CHOICES = ("primary", "standby", "prefer_standby", "any")
 PAYLOAD = {"custom": "database.dump", "directory": "database.dir", "plain": "database.sql"}
 GLOBALS_FILE = "globals.sql"
 _ERROR_LINE = re.compile(r"^(pg_dump|pg_dumpall|pg_restore|psql): (error|fatal|FATAL|ERROR)[: ]", re.M)
@@ -236,6 +242,9 @@ def _run(cmd: list[str], env: dict[str, str], action: str) -> str:
 
 
 def _check_result(returncode: int, stderr: str, action: str) -> None:
+    if (returncode != 0 or _stderr_problem(stderr)) and recovery_conflict(stderr):
+        detail = " ".join(stderr.split())[-1000:]
+        raise DbopsError(f"{action}: {RECOVERY_CONFLICT_HINT} ({detail})", recovery_conflict=True)
     problem = _stderr_problem(stderr)
     if returncode < 0:
         raise DbopsError(f"{action}: killed by signal {-returncode}" + (f" ({problem})" if problem else ""))
@@ -289,23 +298,61 @@ def source_node(conn: Any) -> dict[str, Any]:
     """Which node a backup is taken from: primary or standby, and the WAL position it shows.
 
     On a standby the dump's snapshot sees the data replayed up to ``replay_lsn``;
-    ``hot_standby_feedback`` on keeps recovery conflicts from cancelling a long dump.
+    ``hot_standby_feedback`` on keeps recovery conflicts from cancelling a long dump, and
+    ``max_standby_streaming_delay`` says how long replay waits for a conflicting query before it
+    cancels it. On a primary, ``standbys`` counts the standbys connected to it (``prefer_standby``).
     """
     with conn.cursor() as cur:
         cur.execute(
             "SELECT pg_is_in_recovery(), current_setting('cluster_name'),"
             " CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text"
             "      ELSE pg_current_wal_lsn()::text END,"
-            " current_setting('hot_standby_feedback')::bool"
+            " current_setting('hot_standby_feedback')::bool,"
+            " current_setting('max_standby_streaming_delay'),"
+            " (SELECT count(*) FROM pg_stat_replication WHERE state IS NULL OR state = 'streaming')::int"
         )
-        in_recovery, cluster_name, lsn, feedback = cur.fetchone()
+        in_recovery, cluster_name, lsn, feedback, delay, standbys = cur.fetchone()
     node: dict[str, Any] = {"host": socket.gethostname(), "cluster_name": cluster_name or None,
                             "role": "standby" if in_recovery else "primary"}
     if in_recovery:
-        node.update(replay_lsn=lsn, hot_standby_feedback=feedback)
+        node.update(replay_lsn=lsn, hot_standby_feedback=feedback, max_standby_streaming_delay=delay)
     else:
-        node["wal_lsn"] = lsn
+        node.update(wal_lsn=lsn, standbys=standbys)
     return node
+
+
+def wrong_node(wanted: str, node: dict[str, Any]) -> str | None:
+    """Why this node must not take a job's backup (None: it takes it).
+
+    ``primary`` runs on the primary only, ``standby`` on standbys only (every standby that has the
+    job), ``prefer_standby`` on standbys, and on the primary only while no standby is connected to
+    it; ``any`` on whichever node has the job.
+    The node says what it is (``pg_is_in_recovery()``); the inventory is not asked.
+    """
+    role = node.get("role")
+    where = f"{node.get('host')} ({node.get('cluster_name') or 'PostgreSQL'})"
+    if wanted == "primary" and role == "standby":
+        return f"{where} is a standby (in recovery) and the job runs from the primary"
+    if wanted == "standby" and role == "primary":
+        return f"{where} is the primary (not in recovery) and the job runs from a standby"
+    if wanted == "prefer_standby" and role == "primary" and node.get("standbys"):
+        return (f"{where} is the primary and {node['standbys']} standby(s) are connected to it; "
+                "the job runs from a standby while one is connected")
+    return None
+
+
+RECOVERY_CONFLICT_HINT = (
+    "a recovery conflict cancelled the dump on this standby (replaying the primary's WAL needed rows "
+    "or locks the dump still used): set hot_standby_feedback = on on the standby "
+    "(postgresql_replication_hot_standby_feedback), raise max_standby_streaming_delay, or take the "
+    "backup from the primary"
+)
+
+
+def recovery_conflict(text: str) -> bool:
+    """Whether an error text says a standby cancelled the statement for a recovery conflict
+    (``canceling statement due to conflict with recovery``, SQLSTATE 40001)."""
+    return "conflict with recovery" in text
 
 
 def owner_for_restore(conn: Any, manifest: dict[str, Any]) -> str | None:
@@ -335,6 +382,7 @@ def backup_option_spec() -> dict[str, Any]:
         "globals": {"type": "bool", "default": False},
         "bin_dir": {"type": "path"},
         "min_interval": {"type": "str"},
+        "from": {"type": "str", "default": "primary", "choices": list(FROM_CHOICES)},
     }
 
 
@@ -349,7 +397,7 @@ def plan_backup(options: dict[str, Any]) -> dict[str, Any]:
         cmd.append(f"--compress={options['compression']}")
     cmd.append(options["database"])
     plan = {"engine": "postgresql", "database": options["database"], "format": fmt,
-            "commands": [" ".join(cmd)]}
+            "from": options.get("from") or "primary", "commands": [" ".join(cmd)]}
     if options.get("globals"):
         plan["commands"].append("pg_dumpall --globals-only --file=<root>/<id>.partial/globals.sql")
     return plan
@@ -369,6 +417,42 @@ def validate_options(options: dict[str, Any]) -> None:
     level = options.get("compression")
     if level is not None and not 0 <= int(level) <= 9:
         raise DbopsError("back up PostgreSQL: compression must be between 0 and 9")
+    wanted = options.get("from") or "primary"
+    if wanted not in FROM_CHOICES:
+        raise DbopsError(f"back up PostgreSQL database {options.get('database')}: unknown from {wanted!r} "
+                         f"(choose one of {', '.join(FROM_CHOICES)})")
+
+
+def check_node(conn: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The node's facts (source_node); WrongNodeError when the job's ``from`` says another node."""
+    node = source_node(conn)
+    why = wrong_node(options.get("from") or "primary", node)
+    if why:
+        raise WrongNodeError(f"back up PostgreSQL database {options['database']} from "
+                             f"{options.get('from')}: {why}", source=node)
+    return node
+
+
+def preflight(params: dict[str, Any], options: dict[str, Any]) -> None:
+    """Read-only (check mode): the login works, the database exists, the node is the job's."""
+    conn = connect(params, options["database"])
+    try:
+        check_node(conn, options)
+    finally:
+        conn.close()
+
+
+def _counts_during_dump(cur: Any, proc: Any, action: str) -> dict[str, int]:
+    """table_counts() in the exported snapshot while pg_dump runs; pg_dump is stopped on failure."""
+    try:
+        return table_counts(cur)
+    except BaseException as exc:
+        proc.kill()
+        proc.wait()
+        if recovery_conflict(str(exc)):
+            raise DbopsError(f"{action}: {RECOVERY_CONFLICT_HINT} ({' '.join(str(exc).split())})",
+                             recovery_conflict=True) from exc
+        raise
 
 
 def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -379,7 +463,8 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
     catalog.check_root(root, writable=True)
     conn = connect(params, database, autocommit=False)
     try:
-        facts = {**server_facts(conn), "source": source_node(conn)}
+        source = {**check_node(conn, options), "from": options.get("from") or "primary"}
+        facts = {**server_facts(conn), "source": source}
         conn.rollback()
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         pg_dump = find_tool("pg_dump", options.get("bin_dir"), facts["server_major"])
@@ -401,12 +486,7 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
                 with open(stderr_path, "w+") as err:
                     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                             stdout=subprocess.DEVNULL, stderr=err, umask=0o077)
-                    try:
-                        counts = table_counts(cur)
-                    except BaseException:
-                        proc.kill()
-                        proc.wait()
-                        raise
+                    counts = _counts_during_dump(cur, proc, action)
                     returncode = proc.wait()
                     err.seek(0)
                     stderr = err.read()
@@ -602,6 +682,11 @@ def restore_test(params: dict[str, Any], manifest: dict[str, Any], backup_dir: s
     """Restore into a new scratch database, count rows, drop it. Returns counts and timings."""
     conn = maintenance_connect(params)
     try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_is_in_recovery()")
+            if cur.fetchone()[0]:
+                raise WrongNodeError(f"restore-test backup {manifest['id']}: this server is a read-only "
+                                     "standby (in recovery); restore tests need a writable server")
         if database_exists(conn, scratch):
             raise DbopsError(f"restore-test backup {manifest['id']}: the scratch database {scratch} already "
                              "exists (drop it or choose another scratch_database)")

@@ -309,7 +309,8 @@ def _replication(conn: Any, in_recovery: bool) -> dict[str, Any]:
                         ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())
                    END AS replay_lag_seconds,
                    pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint AS lag_bytes,
-                   pg_last_xact_replay_timestamp() AS last_replayed_at
+                   pg_last_xact_replay_timestamp() AS last_replayed_at,
+                   (SELECT status FROM pg_stat_wal_receiver) AS wal_receiver_status
         """,
         )[0]
         standby["replay_lag_seconds"] = seconds(standby["replay_lag_seconds"])

@@ -8,9 +8,11 @@ Each check is a pure function over the facts of ``_pg_health.gather``; the scori
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils._health import (
+    CRITICAL,
     GIB,
     INFO,
     MIB,
@@ -383,6 +385,36 @@ def _pg_replication_slots(facts: dict[str, Any], t: dict[str, float]) -> CheckRe
     return result_of(findings)
 
 
+def _pg_standby_streaming(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    """A standby that does not stream: on the primary a connected standby in another state than
+    ``streaming`` (startup, catchup, backup, stopping); on a standby its WAL receiver not streaming
+    (none: it replays archived WAL only or cannot reach its primary)."""
+    replication = facts.get("replication") or {}
+    findings = []
+    for replica in replication.get("replicas") or []:
+        state = replica.get("state")
+        if state in (None, "streaming", "backup"):  # None: the login may not read it; backup: pg_basebackup
+            continue
+        name = replica.get("application_name") or replica.get("client_addr")
+        findings.append(Finding(
+            "standby_streaming", WARNING, f"standby {name} is {state}, not streaming",
+            "Wait for catch-up; if it stays, check the standby's log, its disk and the network to it.",
+            object=str(name), value=state))
+    standby = replication.get("standby") or {}
+    if replication.get("role") == "standby" and "wal_receiver_status" in standby:
+        status = standby.get("wal_receiver_status")
+        if status != "streaming":
+            findings.append(Finding(
+                "standby_streaming", CRITICAL,
+                f"this standby's WAL receiver is {status or 'not running'}, not streaming from its primary",
+                "Check primary_conninfo, the replication login and pg_hba on the primary, and that the "
+                "primary's slot exists (pg_replication_slots); the standby's log says why it stopped.",
+                object="this standby", value=status))
+    if not replication.get("replicas") and replication.get("role") != "standby":
+        return CheckResult(SKIPPED, reason="no replication (no standbys connected, not a standby)")
+    return result_of(findings)
+
+
 def _pg_xid(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
     findings = []
     for db in facts.get("databases") or []:
@@ -426,11 +458,88 @@ PG_CHECKS: list[Check] = [
     Check("unused_indexes", "Unused indexes", 5, _pg_unused_indexes),
     Check("index_usage", "Sequential scans on large tables", 5, _pg_index_usage),
     Check("slow_queries", "Slow queries (pg_stat_statements)", 5, _pg_slow_queries),
-    Check("replication_lag", "Replication lag", 10, _pg_replication_lag),
+    Check("replication_lag", "Replication lag", 5, _pg_replication_lag),
     Check("replication_slots", "Replication slots retaining WAL", 5, _pg_replication_slots),
+    Check("standby_streaming", "Standbys streaming", 5, _pg_standby_streaming),
     Check("xid_wraparound", "Transaction ID wraparound", 5, _pg_xid),
 ]
 
 
 def evaluate_pg(facts: dict[str, Any], thresholds: dict[str, Any] | None = None) -> dict[str, Any]:
     return evaluate(PG_CHECKS, facts, merge_thresholds(PG_THRESHOLDS, thresholds))
+
+
+# ---------------------------------------------------------------------------------------------
+# Replicated clusters across hosts (status.yml, health.yml: the pg_clusters filter)
+# ---------------------------------------------------------------------------------------------
+
+def application_name(inventory_name: str) -> str:
+    """The application_name a standby reports (the postgresql role sets cluster_name to the
+    inventory name, lowercased, with anything outside [a-z0-9_] replaced by ``_``)."""
+    return re.sub(r"[^a-z0-9_]", "_", inventory_name.lower())
+
+
+def pg_clusters(nodes: dict[str, dict[str, Any]], max_retained_bytes: int) -> dict[str, Any]:
+    """Group PostgreSQL nodes into clusters from what each node said about itself.
+
+    ``nodes``: inventory name -> the ``replication`` facts of ``pg_health_info`` on that node.
+    Every primary with standbys or slots is one cluster: its standbys (state, lag in bytes and
+    seconds), its slots (active, retained WAL) and the findings: a standby not streaming, a slot
+    retaining more than ``max_retained_bytes``, an inactive slot, a standby no primary shows as
+    connected, a standby whose WAL receiver is not streaming.
+    """
+    clusters: list[dict[str, Any]] = []
+    findings: list[str] = []
+    connected: set[str] = set()
+    for name, repl in sorted(nodes.items()):
+        if (repl or {}).get("role") != "primary" or not (repl.get("replicas") or repl.get("slots")):
+            continue
+        cluster: dict[str, Any] = {"primary": name, "standbys": [], "slots": [], "findings": []}
+        for replica in repl.get("replicas") or []:
+            app = replica.get("application_name")
+            connected.add(app)
+            cluster["standbys"].append({
+                "name": app, "client_addr": replica.get("client_addr"), "state": replica.get("state"),
+                "lag_bytes": replica.get("lag_bytes"),
+                "lag_seconds": replica.get("replay_lag_seconds") or 0})
+            if replica.get("state") != "streaming":
+                cluster["findings"].append(f"standby {app} is {replica.get('state')}, not streaming")
+        for slot in repl.get("slots") or []:
+            retained = int(slot.get("retained_bytes") or 0)
+            cluster["slots"].append({"name": slot.get("slot_name"), "active": bool(slot.get("active")),
+                                     "retained_bytes": retained})
+            if retained > max_retained_bytes:
+                cluster["findings"].append(
+                    f"slot {slot.get('slot_name')} retains more than {max_retained_bytes} bytes of WAL")
+            if not slot.get("active"):
+                cluster["findings"].append(
+                    f"slot {slot.get('slot_name')} is inactive (no standby streams from it)")
+        clusters.append(cluster)
+    for name, repl in sorted(nodes.items()):
+        if (repl or {}).get("role") != "standby":
+            continue
+        standby = repl.get("standby") or {}
+        if application_name(name) not in connected:
+            findings.append(f"{name} is a standby that no primary of this play shows as connected (replayed "
+                            f"{standby.get('replay_lag_seconds', '?')} s behind)")
+        status = standby.get("wal_receiver_status", "streaming")
+        if status != "streaming":
+            findings.append(f"{name}: WAL receiver is {status or 'not running'}, not streaming")
+    return {"clusters": clusters, "findings": findings + [f for c in clusters for f in c["findings"]],
+            "lines": cluster_lines(clusters, findings)}
+
+
+def cluster_lines(clusters: list[dict[str, Any]], findings: list[str]) -> list[str]:
+    """The clusters on a screen (status.yml, health.yml)."""
+    lines = []
+    for cluster in clusters:
+        lines.append(f"PostgreSQL cluster of {cluster['primary']} (primary): "
+                     f"{len(cluster['standbys'])} standby(s) connected")
+        for s in cluster["standbys"]:
+            lines.append(f"  standby {s['name']} ({s['client_addr']}): {s['state']}, "
+                         f"lag {s['lag_bytes']} bytes / {s['lag_seconds']} s")
+        for slot in cluster["slots"]:
+            lines.append(f"  slot {slot['name']}: {'active' if slot['active'] else 'inactive'}, "
+                         f"retains {slot['retained_bytes']} bytes of WAL")
+        lines += [f"  FINDING: {f}" for f in cluster["findings"]]
+    return lines + [f"FINDING: {f}" for f in findings]

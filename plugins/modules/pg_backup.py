@@ -71,6 +71,22 @@ options:
         (for example V(20h)); the task then reports that backup and C(changed=false).
       - Units C(s), C(m), C(h), C(d), C(w), combinable (V(1d12h)).
     type: str
+  from:
+    description:
+      - Which node of a replicated cluster takes this backup. The server is asked (C(pg_is_in_recovery())),
+        not the inventory.
+      - V(primary) (the default) backs up only on the primary, V(standby) only on a standby (every
+        standby given the job), V(prefer_standby) on a standby, and on the primary only while no
+        standby is connected to it (C(pg_stat_replication)); V(any) on whichever node it runs on.
+      - On a node the option does not name, the task fails and writes nothing (C(dbops-backup) skips
+        the job there and logs why).
+      - A dump on a standby can be cancelled by a recovery conflict; the error then says so. The
+        C(dbops.datastores.postgresql) role sets C(hot_standby_feedback = on) on standbys to prevent it.
+      - The manifest's C(source) records the node (host, cluster name, role), the replay LSN the dump
+        saw on a standby (the WAL position on the primary) and this option.
+    type: str
+    choices: [primary, standby, prefer_standby, any]
+    default: primary
 extends_documentation_fragment:
   - dbops.datastores.postgres
   - dbops.datastores.attributes
@@ -101,6 +117,13 @@ EXAMPLES = r"""
 - name: Show the new backup
   ansible.builtin.debug:
     msg: "{{ backup.backup.id }}: {{ backup.backup.counts }}"
+
+- name: Back up from a standby (fails on the primary, writes nothing there)
+  dbops.datastores.pg_backup:
+    root: /var/backups/dbops
+    database: app
+    from: standby
+    login_unix_socket: /var/run/postgresql
 """
 
 RETURN = r"""

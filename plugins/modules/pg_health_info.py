@@ -348,8 +348,10 @@ statements:
       elements: dict
 replication:
   description: >-
-    C(role) (primary/standby), connected C(replicas) with lags, C(standby) replay lag, replication
-    C(slots) with retained WAL.
+    C(role) (primary/standby), connected C(replicas) with their C(state) and lags (C(lag_bytes),
+    C(replay_lag_seconds)), on a standby C(standby) with its replay lag (C(replay_lag_seconds),
+    C(lag_bytes)) and C(wal_receiver_status) (C(streaming), or null when no WAL receiver runs),
+    replication C(slots) with C(active) and C(retained_bytes).
   returned: always
   type: dict
 migrations:

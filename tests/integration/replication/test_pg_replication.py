@@ -96,13 +96,14 @@ def test_backup_from_the_standby_round_trips_and_records_the_node(ansible, pg_pa
         wait_replayed(primary, standby)
         root = tmp_path / "backups"
         root.mkdir(mode=0o700)
-        taken = ansible.module("pg_backup", standby.params(root=str(root), database=db))
+        taken = ansible.module("pg_backup", standby.params(root=str(root), database=db,
+                                                           **{"from": "standby"}))
         assert taken.get("failed") is not True, taken
         assert taken["changed"] is True
         backup_id = taken["backup"]["id"]
         manifest = json.loads((root / backup_id / "manifest.json").read_text())
         source = manifest["source"]
-        assert source["role"] == "standby"
+        assert source["role"] == "standby" and source["from"] == "standby"
         assert source["cluster_name"] == "standby_a"
         assert source["hot_standby_feedback"] is True
         replay = standby.query("SELECT %s::pg_lsn <= pg_last_wal_replay_lsn()", (source["replay_lsn"],))
@@ -156,3 +157,19 @@ def test_health_on_the_primary_reports_the_standby_lag_and_slot(ansible, pg_pair
     assert isinstance(replicas["standby_a"]["lag_bytes"], int) and replicas["standby_a"]["lag_bytes"] >= 0
     slots = {s["slot_name"]: s for s in replication["slots"]}
     assert slots["standby_a"]["active"] is True
+    assert isinstance(slots["standby_a"]["retained_bytes"], int) and slots["standby_a"]["retained_bytes"] >= 0
+    # Lag in seconds: pg_stat_replication's replay_lag (NULL once an idle standby caught up).
+    seconds = replicas["standby_a"]["replay_lag_seconds"]
+    assert seconds is None or 0 <= seconds < 60, seconds
+    checks = {c["id"]: c for c in result["checks"]}
+    assert checks["standby_streaming"]["status"] == "ok"
+
+    # The standby's own view: its replay delay in seconds and bytes, and its WAL receiver streaming.
+    own = ansible.module("pg_health_info", standby.params())
+    assert own.get("failed") is not True, own
+    assert own["replication"]["role"] == "standby"
+    mine = own["replication"]["standby"]
+    assert mine["wal_receiver_status"] == "streaming"
+    assert isinstance(mine["replay_lag_seconds"], (int, float)) and mine["replay_lag_seconds"] >= 0
+    assert isinstance(mine["lag_bytes"], int) and mine["lag_bytes"] >= 0
+    assert {c["id"]: c for c in own["checks"]}["standby_streaming"]["status"] == "ok"

@@ -35,7 +35,11 @@ def test_returns_once_the_standby_replayed_and_changes_nothing(ansible, pg_pair)
     messages = [r.get("msg") for r in result.task_results("standby")]
     assert "standby replayed primary's position" in messages, messages
     # The primary does not wait for itself.
-    assert all(r.get("skipped") for r in result.task_results("primary")[2:]), result.task_results("primary")
+    primary_tasks = result.task_results("primary")
+    asked = [r for r in primary_tasks if "Ask this node" in r["_task"]]
+    assert len(asked) == 1 and asked[0]["query_result"][0]["in_recovery"] is False
+    waited = [r for r in primary_tasks if "Poll" in r["_task"] or "Fail with" in r["_task"]]
+    assert waited and all(r.get("skipped") for r in waited), primary_tasks
 
 
 def test_fails_naming_the_lagging_standby_and_its_lag(ansible, pg_pair):
