@@ -1,5 +1,6 @@
 """A primary and two streaming standbys built by the postgresql role (molecule/cluster)."""
 
+import json
 import time
 import uuid
 
@@ -100,6 +101,22 @@ def test_no_replication_password_on_disk_argv_or_log_except_the_passfile():
         assert "password=" not in logs.stdout
     conninfo = psql("pg1", "SHOW primary_conninfo").stdout
     assert "passfile=" in conninfo and "password" not in conninfo.replace("passfile", "")
+
+
+def test_backup_yml_backed_up_on_the_standbys_only():
+    """side_effect ran backup.yml while pg1 was the primary; the job says `from: standby`."""
+    for name, host in HOSTS.items():
+        found = host.run("grep -l '\"role\": \"standby\"' /var/backups/dbops/*/manifest.json")
+        manifests = [line for line in found.stdout.split() if line]
+        if name == "pg1":
+            assert manifests == [], manifests
+        else:
+            assert len(manifests) == 1, (name, manifests)
+            manifest = json.loads(host.file(manifests[0]).content_string)
+            assert manifest["database"] == "octopus_messenger"
+            assert manifest["source"]["from"] == "standby"
+            assert manifest["source"]["host"] == name
+            assert manifest["source"]["replay_lsn"]
 
 
 def test_rolling_restart_restarted_the_standbys_before_the_primary():
