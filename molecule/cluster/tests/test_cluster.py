@@ -35,7 +35,8 @@ def test_exactly_one_primary_and_two_streaming_standbys():
     primary_address = HOSTS[PRIMARY].run("hostname -I").stdout.split()[0]
     for name in STANDBYS:
         # pg2 came back as a stale primary and was rewound: it streams from pg3 like pg1
-        receiver = psql(name, "SELECT status || ':' || slot_name || ':' || sender_host FROM pg_stat_wal_receiver")
+        receiver = psql(name, "SELECT status || ':' || slot_name || ':' || sender_host"
+                              " FROM pg_stat_wal_receiver")
         assert receiver.stdout.strip() == f"streaming:{name}:{primary_address}"
         # no slot left over from pg1's time as the primary
         assert psql(name, "SELECT count(*) FROM pg_replication_slots").stdout.strip() == "0"
@@ -63,8 +64,9 @@ def test_standbys_refuse_writes(name):
 
 
 def test_migrations_recorded_once_on_the_primary_and_replayed_on_the_standbys():
-    query = ("SELECT string_agg(version || ':' || n, ',' ORDER BY version) FROM "
-             "(SELECT version, count(*) AS n FROM dbops_schema_history WHERE success AND type = 'versioned' GROUP BY version) v")
+    query = ("SELECT string_agg(version || ':' || n, ',' ORDER BY version) FROM"
+             " (SELECT version, count(*) AS n FROM dbops_schema_history"
+             "  WHERE success AND type = 'versioned' GROUP BY version) v")
     history = {name: psql(name, query, "octopus_messenger").stdout.strip() for name in HOSTS}
     expected = ",".join(f"{version:03d}:1" for version in range(1, 11))
     assert history == {name: expected for name in HOSTS}
