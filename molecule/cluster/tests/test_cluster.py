@@ -1,5 +1,6 @@
 """A primary and two streaming standbys built by the postgresql role (molecule/cluster)."""
 
+import json
 import time
 import uuid
 
@@ -7,9 +8,10 @@ import pytest
 import testinfra
 
 HOSTS = {name: testinfra.get_host(f"podman://{name}") for name in ("pg1", "pg2", "pg3")}
-# side_effect switched the primary over from pg1 to pg2.
-PRIMARY = "pg2"
-STANDBYS = ["pg1", "pg3"]
+# side_effect switched the primary over from pg1 to pg2, failed over to pg3 while pg2's container
+# was stopped, and rejoined pg2 as a standby of pg3.
+PRIMARY = "pg3"
+STANDBYS = ["pg1", "pg2"]
 PASSWORD = "repl:secret\\1"
 
 
@@ -22,14 +24,20 @@ def psql(name: str, sql: str, database: str = "postgres", check: bool = True):
 
 def test_exactly_one_primary_and_two_streaming_standbys():
     in_recovery = {name: psql(name, "SELECT pg_is_in_recovery()").stdout.strip() for name in HOSTS}
-    assert in_recovery == {"pg1": "t", "pg2": "f", "pg3": "t"}
+    assert in_recovery == {"pg1": "t", "pg2": "t", "pg3": "f"}
     streaming = psql(PRIMARY, "SELECT application_name || ':' || state FROM pg_stat_replication ORDER BY 1")
-    assert streaming.stdout.split() == ["pg1:streaming", "pg3:streaming"]
+    assert streaming.stdout.split() == ["pg1:streaming", "pg2:streaming"]
     slots = psql(PRIMARY, "SELECT slot_name || ':' || active FROM pg_replication_slots ORDER BY 1")
-    assert slots.stdout.split() == ["pg1:true", "pg3:true"]
+    assert slots.stdout.split() == ["pg1:true", "pg2:true"]
+    # two promotions: pg2 (switchover) and pg3 (failover)
+    timeline = psql(PRIMARY, "SELECT timeline_id FROM pg_control_checkpoint()").stdout.strip()
+    assert int(timeline) == 3, timeline
+    primary_address = HOSTS[PRIMARY].run("hostname -I").stdout.split()[0]
     for name in STANDBYS:
-        receiver = psql(name, "SELECT status || ':' || slot_name FROM pg_stat_wal_receiver")
-        assert receiver.stdout.strip() == f"streaming:{name}"
+        # pg2 came back as a stale primary and was rewound: it streams from pg3 like pg1
+        receiver = psql(name, "SELECT status || ':' || slot_name || ':' || sender_host"
+                              " FROM pg_stat_wal_receiver")
+        assert receiver.stdout.strip() == f"streaming:{name}:{primary_address}"
         # no slot left over from pg1's time as the primary
         assert psql(name, "SELECT count(*) FROM pg_replication_slots").stdout.strip() == "0"
 
@@ -53,6 +61,15 @@ def test_standbys_refuse_writes(name):
     cmd = psql(name, "CREATE TABLE t_nope (v int)", "appdb", check=False)
     assert cmd.rc != 0
     assert "read-only transaction" in cmd.stderr
+
+
+def test_migrations_recorded_once_on_the_primary_and_replayed_on_the_standbys():
+    query = ("SELECT string_agg(version || ':' || n, ',' ORDER BY version) FROM"
+             " (SELECT version, count(*) AS n FROM dbops_schema_history"
+             "  WHERE success AND type = 'versioned' GROUP BY version) v")
+    history = {name: psql(name, query, "octopus_messenger").stdout.strip() for name in HOSTS}
+    expected = ",".join(f"{version:03d}:1" for version in range(1, 11))
+    assert history == {name: expected for name in HOSTS}
 
 
 def test_wal_settings_for_rewind_and_feedback():
@@ -81,8 +98,27 @@ def test_no_replication_password_on_disk_argv_or_log_except_the_passfile():
         passfile = host.file("/var/lib/postgresql/15/main.replication.pgpass")
         assert passfile.mode == 0o600 and passfile.user == "postgres"
         assert passfile.content_string == "*:*:*:replicator:repl\\:secret\\\\1\n"
+        # nor in any server log (a failed pg_rewind or base backup would print its connection string)
+        logs = host.run("cat /var/log/postgresql/*.log")
+        assert "password=" not in logs.stdout
     conninfo = psql("pg1", "SHOW primary_conninfo").stdout
     assert "passfile=" in conninfo and "password" not in conninfo.replace("passfile", "")
+
+
+def test_backup_yml_backed_up_on_the_standbys_only():
+    """side_effect ran backup.yml while pg1 was the primary; the job says `from: standby`."""
+    for name, host in HOSTS.items():
+        found = host.run("grep -l '\"role\": \"standby\"' /var/backups/dbops/*/manifest.json")
+        manifests = [line for line in found.stdout.split() if line]
+        if name == "pg1":
+            assert manifests == [], manifests
+        else:
+            assert manifests, name
+            manifest = json.loads(host.file(sorted(manifests)[-1]).content_string)
+            assert manifest["database"] == "octopus_messenger"
+            assert manifest["source"]["from"] == "standby"
+            assert manifest["source"]["host"] == name
+            assert manifest["source"]["replay_lsn"]
 
 
 def test_rolling_restart_restarted_the_standbys_before_the_primary():
@@ -101,6 +137,6 @@ def test_switchover_write_unavailability():
     gap = min(t for t in on_new if t > max(on_old)) - max(on_old)
     print(f"switchover write unavailability: {gap:.2f} s")
     assert 0 < gap < 120
-    # Every write the old primary acknowledged is on the new one.
+    # Every write the old primary acknowledged is on the new one (and, after the failover, on pg3).
     count = psql(PRIMARY, "SELECT count(*) FROM writes WHERE node = 'pg1'", "appdb").stdout.strip()
     assert int(count) == len(on_old)
