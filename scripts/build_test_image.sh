@@ -3,13 +3,15 @@
 # only (debootstrap; no container registry), and import it into podman.
 #
 # The packages the roles install (postgresql, mongodb's test flavour, db_backup, db_monitoring,
-# pgBackRest, restic, SSH) are baked in, so a scenario's apt tasks find them present (`ok`)
-# instead of unpacking them in every container of every run. The image then looks like a fresh
-# Debian host right after those packages were installed, minus what a package would have started
-# in a chroot: no PostgreSQL cluster (the postgresql role creates its own, as it does when the
-# package's `main` cluster is absent), services enabled but not running until the container boots.
-# The roles still install every package on a real host; nothing of the roles' own state (users,
-# virtualenvs, config) is in the image.
+# pgBackRest, restic, SSH) and the virtualenvs they pip-install into (at the roles' default paths
+# and versions) are baked in, so a scenario's apt and pip tasks find them present (`ok`) instead of
+# unpacking and downloading them in every container of every run. The image then looks like a
+# Debian host right after those installs, minus what a package would have started in a chroot: no
+# PostgreSQL cluster (the postgresql role creates its own, as it does when the package's `main`
+# cluster is absent), services enabled but started only when the container boots, SSH host keys
+# made per container. The roles still install all of it on a real host; none of the roles' users,
+# configuration or data is in the image. The price: every test host has every role's packages, so a
+# task that wrongly relies on another role's package passes in Molecule.
 #
 # Cached: the image carries a label with a hash of this script, the package list and the host's
 # extra CA certificates; when an image with the same hash exists, nothing is done.
@@ -35,6 +37,17 @@ role_packages=(
   prometheus-node-exporter                                                  # db_monitoring
   pgbackrest restic openssh-server openssh-client                           # backups off the host
 )
+# What the roles install with pip, into the virtualenvs the roles use, at the roles' default versions.
+role_default() { awk -v k="$1:" '$1 == k { print $2 }' "$here/roles/$2/defaults/main.yml"; }
+secantusdb_version="$(role_default mongodb_secantusdb_version mongodb)"
+mongodb_pymongo_version="$(role_default mongodb_pymongo_version mongodb)"
+mongodb_pyyaml_version="$(role_default mongodb_pyyaml_version mongodb)"
+backup_pymongo_version="$(role_default db_backup_pymongo_version db_backup)"
+role_venvs=(
+  "$(role_default mongodb_secantusdb_venv mongodb)|secantusdb==$secantusdb_version"
+  "$(role_default mongodb_python_venv mongodb)|pymongo==$mongodb_pymongo_version PyYAML==$mongodb_pyyaml_version"
+  "$(role_default db_backup_install_dir db_backup)/venv|pymongo==$backup_pymongo_version|--system-site-packages"
+)
 extra_ca_dir=/usr/local/share/ca-certificates
 
 for tool in podman debootstrap sha256sum; do
@@ -45,7 +58,7 @@ done
 inputs_hash="$(
   {
     sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1
-    echo "$mirror $suite $packages ${role_packages[*]}"
+    echo "$mirror $suite $packages ${role_packages[*]} ${role_venvs[*]}"
     if [ -d "$extra_ca_dir" ]; then
       find "$extra_ca_dir" -type f -name '*.crt' -print0 | sort -z | xargs -0 -r sha256sum
     fi
@@ -107,6 +120,12 @@ echo "build_test_image: installing ${role_packages[*]}"
   in_root apt-get install -y "${role_packages[@]}"
   sed -i 's/^create_main_cluster = false$/#create_main_cluster = true/' "$rootfs$createcluster"
 } >"$work/packages.log" 2>&1 || { tail -n 40 "$work/packages.log" >&2; exit 1; }
+for venv in "${role_venvs[@]}"; do
+  IFS='|' read -r path reqs venv_opts <<<"$venv"
+  # shellcheck disable=SC2086  # reqs and venv_opts are word lists
+  { in_root /usr/bin/python3 -m venv $venv_opts "$path" && in_root "$path/bin/pip" install --no-cache-dir -q $reqs; } \
+    >>"$work/packages.log" 2>&1 || { tail -n 40 "$work/packages.log" >&2; exit 1; }
+done
 if [ -n "$(chroot "$rootfs" pg_lsclusters -h 2>/dev/null)" ]; then
   echo "build_test_image: a PostgreSQL cluster was created in the image" >&2
   exit 1
