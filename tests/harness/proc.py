@@ -10,10 +10,21 @@ import time
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago.
+
+    Under pytest-xdist each worker takes only ports whose remainder modulo the number of workers is
+    its own index, so two workers never hand out the same port between its check and its use.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    for _ in range(1000):
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if count <= 1 or port % count == index:
+            return port
+    raise RuntimeError(f"no free port for xdist worker {worker} of {count}")
 
 
 def wait_for_port(host: str, port: int, timeout: float = 20.0) -> None:
