@@ -28,7 +28,8 @@ export ANSIBLE_COLLECTIONS_PATH="$here/.build/collections"
 # Package downloads cached between runs (mounted into the containers by .config/molecule/config.yml).
 export DBOPS_MOLECULE_CACHE="${DBOPS_MOLECULE_CACHE:-$here/.cache/molecule}"
 mkdir -p "$DBOPS_MOLECULE_CACHE/apt/partial" "$DBOPS_MOLECULE_CACHE/apt-pg1/partial" \
-  "$DBOPS_MOLECULE_CACHE/apt-mongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-pg2/partial" "$DBOPS_MOLECULE_CACHE/apt-pg3/partial" "$DBOPS_MOLECULE_CACHE/pip"
+  "$DBOPS_MOLECULE_CACHE/apt-mongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-pg2/partial" "$DBOPS_MOLECULE_CACHE/apt-pg3/partial" "$DBOPS_MOLECULE_CACHE/pip" \
+  "$DBOPS_MOLECULE_CACHE/apt-bpg1/partial" "$DBOPS_MOLECULE_CACHE/apt-bmongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-brepo1/partial"
 
 "$here/scripts/build_test_image.sh"
 
