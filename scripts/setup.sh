@@ -17,6 +17,7 @@ log() { printf '[setup] %s\n' "$*"; }
 # provide the patch level.
 apt_packages=(
   postgresql-15 postgresql-client-15 openssl git ca-certificates cron
+  pgbackrest
   podman runc debootstrap slirp4netns fuse-overlayfs uidmap
   chromium shellcheck
   prometheus prometheus-node-exporter

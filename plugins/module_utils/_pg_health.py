@@ -278,6 +278,20 @@ def _cache(conn: Any) -> dict[str, Any]:
     return {"blocks_hit": hit, "blocks_read": read, "hit_ratio_percent": ratio_percent(hit, hit + read)}
 
 
+def _archiver(conn: Any) -> dict[str, Any]:
+    """pg_stat_archiver, with the age of the last success and failure measured by the server."""
+    row = _rows(conn, """
+        SELECT current_setting('archive_mode') AS archive_mode, archived_count, last_archived_wal,
+               last_archived_time, failed_count, last_failed_wal, last_failed_time, stats_reset,
+               extract(epoch FROM now() - last_archived_time)::float8 AS last_archived_seconds_ago,
+               extract(epoch FROM now() - last_failed_time)::float8 AS last_failed_seconds_ago
+        FROM pg_stat_archiver
+    """)[0]
+    for key in ("last_archived_time", "last_failed_time", "stats_reset"):
+        row[key] = iso(row[key])
+    return row
+
+
 def _replication(conn: Any, in_recovery: bool) -> dict[str, Any]:
     result: dict[str, Any] = {
         "role": "standby" if in_recovery else "primary",
@@ -474,6 +488,7 @@ def _cluster(main: Any, thresholds: dict[str, float]) -> dict[str, Any]:
     facts["databases"] = _databases(main)
     facts["cache"] = _cache(main)
     facts["replication"] = _replication(main, server["in_recovery"])
+    facts["archiver"] = _archiver(main)
     facts["login_database"] = _rows(main, "SELECT current_database() AS d")[0]["d"]
     return facts
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils._health import (
+    CRITICAL,
     GIB,
     INFO,
     MIB,
@@ -65,6 +66,7 @@ PG_THRESHOLDS: dict[str, float] = {
     "slot_retained_critical_bytes": 10 * GIB,
     "xid_age_warning": 500_000_000,
     "xid_age_critical": 1_000_000_000,
+    "archive_failure_recent_seconds": 3600,
 }
 
 
@@ -406,6 +408,44 @@ def _pg_xid(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
     return result_of(findings)
 
 
+def _pg_wal_archiving(facts: dict[str, Any], t: dict[str, float]) -> CheckResult:
+    """WAL archiving (pg_stat_archiver): critical while the last failure is newer than the last
+    success (archive_command keeps failing: point-in-time recovery stops at the last archived
+    segment and WAL piles up in pg_wal); a warning when it recovered but failed within
+    ``archive_failure_recent_seconds`` (failed_count rising: intermittent failures)."""
+    archiver = facts.get("archiver")
+    if not archiver:
+        return CheckResult(SKIPPED, reason="pg_stat_archiver not read")
+    if archiver.get("archive_mode") == "off":
+        return CheckResult(SKIPPED, reason="archive_mode is off")
+    failed_ago = archiver.get("last_failed_seconds_ago")
+    archived_ago = archiver.get("last_archived_seconds_ago")
+    failed_count = archiver.get("failed_count") or 0
+    if failed_ago is None or not failed_count:
+        return CheckResult(OK)
+    fix = ("Read the server log for the archive_command's error and run "
+           "`pgbackrest --stanza=<stanza> check`; fix the repository (space, network, passphrase) - "
+           "PostgreSQL retries the segment by itself.")
+    if archived_ago is None or failed_ago < archived_ago:
+        last_ok = (f"last success {human_seconds(archived_ago)} ago" if archived_ago is not None
+                   else "never archived")
+        return result_of([Finding(
+            "wal_archiving", CRITICAL,
+            f"archiving WAL fails: segment {archiver.get('last_failed_wal')} failed "
+            f"{human_seconds(failed_ago)} ago ({last_ok}; {failed_count} failures since the statistics "
+            "reset)",
+            fix, object="archive_command", value=failed_count)])
+    if failed_ago <= t["archive_failure_recent_seconds"]:
+        return result_of([Finding(
+            "wal_archiving", WARNING,
+            f"archiving WAL failed {human_seconds(failed_ago)} ago "
+            f"(segment {archiver.get('last_failed_wal')}) and recovered; {failed_count} failures since "
+            "the statistics reset",
+            fix, object="archive_command", value=failed_count,
+            threshold=t["archive_failure_recent_seconds"])])
+    return CheckResult(OK)
+
+
 PG_CHECKS: list[Check] = [
     Check(
         "connections",
@@ -417,7 +457,7 @@ PG_CHECKS: list[Check] = [
             "clients in pg_stat_activity before raising max_connections.",
         ),
     ),
-    Check("cache_hit_ratio", "Buffer cache hit ratio", 15, _pg_cache),
+    Check("cache_hit_ratio", "Buffer cache hit ratio", 10, _pg_cache),
     Check("long_running_queries", "Long-running queries", 10, _pg_long_queries),
     Check("idle_in_transaction", "Sessions idle in transaction", 5, _pg_idle_in_transaction),
     Check("lock_waits", "Sessions waiting on locks", 10, _pg_lock_waits),
@@ -429,6 +469,7 @@ PG_CHECKS: list[Check] = [
     Check("replication_lag", "Replication lag", 10, _pg_replication_lag),
     Check("replication_slots", "Replication slots retaining WAL", 5, _pg_replication_slots),
     Check("xid_wraparound", "Transaction ID wraparound", 5, _pg_xid),
+    Check("wal_archiving", "WAL archiving (pg_stat_archiver)", 5, _pg_wal_archiving),
 ]
 
 

@@ -183,6 +183,13 @@ options:
         description: Transaction ID age that is critical (wraparound stops writes at about 2 billion).
         type: int
         default: 1000000000
+      archive_failure_recent_seconds:
+        description:
+          - A WAL archiving failure (C(pg_stat_archiver.last_failed_time)) this recent warns even when a
+            later segment was archived (intermittent failures). A failure newer than the last success
+            is always critical.
+        type: float
+        default: 3600.0
 extends_documentation_fragment:
   - dbops.datastores.postgres
   - dbops.datastores.attributes.info_module
@@ -350,6 +357,13 @@ replication:
   description: >-
     C(role) (primary/standby), connected C(replicas) with lags, C(standby) replay lag, replication
     C(slots) with retained WAL.
+  returned: always
+  type: dict
+archiver:
+  description: >-
+    C(pg_stat_archiver) and C(archive_mode) - archived and failed counts, last archived and last
+    failed segment and time (ISO 8601), and their ages in seconds as the server measures them
+    (C(last_archived_seconds_ago), C(last_failed_seconds_ago)).
   returned: always
   type: dict
 migrations:

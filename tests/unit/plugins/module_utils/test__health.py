@@ -81,14 +81,15 @@ def test_weights_of_each_engine_sum_to_100():
 
 
 def test_score_is_weighted_over_evaluated_checks():
-    # cache critical (weight 15, credit 0), dead tuples warning (weight 10, credit 0.5);
-    # evaluated: every check except the two replication checks (weight 15) -> 85 points possible.
+    # cache critical (weight 10, credit 0), dead tuples warning (weight 10, credit 0.5);
+    # evaluated: every check except the replication checks (weight 15) and WAL archiving (no
+    # pg_stat_archiver facts, weight 5) -> 80 points possible.
     facts = pg_facts(
         cache={"blocks_hit": 7000, "blocks_read": 3000, "hit_ratio_percent": 70.0},
         all_tables=[table(dead_tuples=2000, dead_ratio_percent=28.6)],
     )
     report = pg_checks.evaluate_pg(facts)
-    assert report["score"] == round(100 * (85 - 15 - 5) / 85)
+    assert report["score"] == round(100 * (80 - 10 - 5) / 80)
     assert report["status"] == "critical"
     assert [f["check"] for f in report["findings"]] == ["cache_hit_ratio", "dead_tuples"]
     cache = report["findings"][0]
