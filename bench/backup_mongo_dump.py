@@ -7,7 +7,7 @@ Starts the MongoDB-wire test server (or uses DBOPS_TEST_MONGO_URI), fills two co
 
 - baseline: for each collection, ``find()`` with ``document_class=RawBSONDocument`` and write
   ``doc.raw`` to ``<coll>.bson`` (no metadata, no compression, no counts);
-- ours: ``_mongodb_dump.native_dump`` uncompressed (bson + metadata.json + counts), and, for
+- ours: ``_mongodb_backup.native_dump`` uncompressed (bson + metadata.json + counts), and, for
   information, with gzip.
 
 Prints MB/s of each and the throughput ratio ours / baseline.
@@ -34,7 +34,7 @@ from tests.harness.runner import ensure_collection_link  # noqa: E402
 
 ensure_collection_link()
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_dump  # noqa: E402
+from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_backup  # noqa: E402
 
 
 def fill(client, dbname: str, docs: int) -> None:
@@ -86,7 +86,7 @@ def main() -> None:
                     out = work / f"ours-{label}-{n}"
                     out.mkdir()
                     start = time.perf_counter()
-                    _mongodb_dump.native_dump(client, dbname, str(out), gz)
+                    _mongodb_backup.native_dump(client, dbname, str(out), gz)
                     times[label].append(time.perf_counter() - start)
                     shutil.rmtree(out)
         mb = size / 1024 / 1024

@@ -2,7 +2,8 @@
 # Install everything this project needs on a Debian bookworm machine, idempotently:
 #   1. Debian packages (PostgreSQL 15 for test clusters, podman/runc/debootstrap for Molecule,
 #      chromium for rendering the health report in tests, prometheus for promtool (alert rule
-#      tests in make lint) and prometheus-node-exporter), installed only when missing;
+#      tests in make lint), prometheus-node-exporter, restic and openssh-server (off-host backup
+#      copies: tests run sshd on a spare port)), installed only when missing;
 #   2. the Python venv .venv from requirements-dev.txt with every transitive version pinned by
 #      constraints.txt, rebuilt only when those files change;
 #   3. the collection linked where Ansible finds it as dbops.datastores (.build/collections);
@@ -21,6 +22,7 @@ apt_packages=(
   podman runc debootstrap slirp4netns fuse-overlayfs uidmap
   chromium shellcheck
   prometheus prometheus-node-exporter
+  restic openssh-server
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

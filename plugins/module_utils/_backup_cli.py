@@ -10,6 +10,11 @@
         and --ignore-min-interval (back up now even when a job's min_interval says a recent one exists)
     dbops-backup retention --config FILE [--dry-run]
     dbops-backup info --config FILE [--max-age 24h]
+    dbops-backup copy --config FILE         only the off-host copy of what is not off-host yet
+
+With an ``offhost`` section, run and backup copy every complete backup not yet in the off-host
+repository after the local backups (a failed copy leaves the local backup in place and fails the
+run), retention also applies to the off-host copies, and info reports the newest copy per database.
 
 Every invocation prints one JSON line (and appends it to ``log_file`` when configured) and exits
 0 on success, 1 when a step failed, 2 when the command line or the config file is wrong.
@@ -32,14 +37,21 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
-from ansible_collections.dbops.datastores.plugins.module_utils import _backup_metrics, _mongodb, _postgres
+from ansible_collections.dbops.datastores.plugins.module_utils import (
+    _backup_metrics,
+    _backup_offhost,
+    _mongodb,
+    _offhost,
+    _postgres,
+)
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops as ops
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DatabaseMissingError, DbopsError
 
 LOCK_FILE = catalog.LOCK_FILE
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-_TOP_KEYS = {"root", "log_file", "postgres", "mongodb", "backups", "retention", "verify", "metrics", "notify"}
+_TOP_KEYS = {"root", "log_file", "postgres", "mongodb", "backups", "retention", "verify", "metrics", "notify",
+             "offhost"}
 _SECTION = {"postgresql": "postgres", "mongodb": "mongodb"}
 _VERIFY_SPEC: dict[str, Any] = {
     "after_backup": {"type": "bool", "default": False},
@@ -243,11 +255,29 @@ def load_config(path: str) -> dict[str, Any]:
         given = config["verify"]
         config["verify"] = {k: v for k, v in apply_spec(_VERIFY_SPEC, given, f"{path} verify").items()
                             if k in given}
+    if config.get("offhost") is not None:
+        config["offhost"] = check_offhost(config["offhost"], config.get("retention"), path)
     try:
         _backup_metrics.check_config(config, path)
     except DbopsError as exc:
         raise ConfigError(exc.msg) from exc
     return config
+
+
+def check_offhost(values: Any, local_retention: dict[str, Any] | None, path: str) -> dict[str, Any]:
+    """The ``offhost`` section checked with its option spec (the modules' ``offhost`` option)."""
+    where = f"{path} offhost"
+    settings = apply_spec(_offhost.offhost_option_spec(), values, where)
+    try:
+        settings = _offhost.settings_from(settings)
+        shorter = _offhost.shorter_than_local(settings, local_retention)
+        if shorter:
+            raise DbopsError("off-host copies must be kept at least as long as local backups: "
+                             + "; ".join(shorter))
+        ops.policy_from(_offhost.policy_options(settings, local_retention) or {"keep_last": -1})
+    except DbopsError as exc:
+        raise ConfigError(f"read config {where}: {exc.msg}") from exc
+    return settings
 
 
 # --------------------------------------------------------------------------- steps
@@ -350,6 +380,57 @@ def step_verify(config: dict[str, Any], conns: dict[str, dict[str, Any]], restor
     return ok
 
 
+def _offhost_settings(config: dict[str, Any]) -> dict[str, Any] | None:
+    settings = config.get("offhost")
+    return settings if settings and settings.get("enabled") else None
+
+
+def step_offhost_copy(config: dict[str, Any], log: dict[str, Any], only: list[str] | None = None) -> bool:
+    """Copy what is not off-host yet (all databases, or those of ``--only``); a failure fails the run
+    and leaves the local backups as they are."""
+    settings = _offhost_settings(config)
+    if settings is None:
+        return True
+    selected = None
+    if only:
+        selected = {(j["engine"], j["database"]) for j in select_jobs(config.get("backups") or [], only)}
+    entry = log.setdefault("offhost", {})
+    try:
+        entry.update(_backup_offhost.copy_missing(config["root"], settings, selected))
+    except DbopsError as exc:
+        entry.update(ok=False, repository=settings["repository"], error=exc.msg)
+        return False
+    if entry["failed"]:
+        entry["error"] = "; ".join(f["error"] for f in entry["failed"][:3])
+    return bool(entry["ok"])
+
+
+def step_offhost_retention(config: dict[str, Any], log: dict[str, Any], dry_run: bool = False) -> bool:
+    settings = _offhost_settings(config)
+    if settings is None:
+        return True
+    entry = log.setdefault("offhost", {"ok": True, "repository": settings["repository"]})
+    try:
+        entry["retention"] = _backup_offhost.apply_retention(settings, config.get("retention"), check=dry_run)
+    except DbopsError as exc:
+        entry.update(ok=False, error=exc.msg, retention={"ok": False, "error": exc.msg})
+        return False
+    return True
+
+
+def step_offhost_info(config: dict[str, Any], log: dict[str, Any], max_age: Any) -> bool:
+    settings = _offhost_settings(config)
+    if settings is None:
+        return True
+    try:
+        result = _backup_offhost.info(settings, max_age=max_age)
+    except DbopsError as exc:
+        log["offhost"] = {"ok": False, "repository": settings["repository"], "error": exc.msg}
+        return False
+    log["offhost"] = {"ok": not result.get("stale_reasons"), **result}
+    return not result.get("stale_reasons")
+
+
 def step_retention(config: dict[str, Any], log: dict[str, Any], dry_run: bool = False) -> bool:
     policy = dict(config.get("retention") or {})
     if not policy:
@@ -396,7 +477,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, text in (("run", "backups, verification and retention as configured"),
                        ("backup", "only the backups"), ("verify", "verify the latest backup of each job"),
-                       ("retention", "apply the retention policy"), ("info", "print the catalog")):
+                       ("retention", "apply the retention policy"), ("info", "print the catalog"),
+                       ("copy", "copy the backups not yet off-host")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--config", required=True, help="config file (JSON, or YAML with PyYAML)")
         if name in ("run", "backup", "verify"):
@@ -422,13 +504,20 @@ def execute(args: argparse.Namespace, config: dict[str, Any], log: dict[str, Any
         result = ops.info(config["root"], max_age=args.max_age)
         log["groups"] = result["groups"]
         log["partials"] = result["partials"]
+        offhost_ok = step_offhost_info(config, log, args.max_age)
         if args.max_age:
             log["stale_reasons"] = result["stale_reasons"]
-            return not result["stale"]
-        return True
+            return not result["stale"] and offhost_ok
+        return offhost_ok
     if args.command == "retention":
         with run_lock(config["root"]):
-            return step_retention(config, log, dry_run=args.dry_run)
+            ok = step_retention(config, log, dry_run=args.dry_run)
+            return step_offhost_retention(config, log, dry_run=args.dry_run) and ok
+    if args.command == "copy":
+        if _offhost_settings(config) is None:
+            raise ConfigError(f"read config {args.config}: copy needs an enabled offhost section")
+        with run_lock(config["root"]):
+            return step_offhost_copy(config, log)
     select_jobs(config.get("backups") or [], args.only)  # a wrong --only fails before anything runs
     conns = _connections(config, args.config)
     with run_lock(config["root"]):
@@ -439,8 +528,10 @@ def execute(args: argparse.Namespace, config: dict[str, Any], log: dict[str, Any
             return step_verify(config, conns, restore_test, log, args.only)
         ok = step_backups(config, conns, log, only=args.only, skip_missing=args.skip_missing,
                           ignore_min_interval=args.ignore_min_interval)
+        ok &= step_offhost_copy(config, log, args.only)  # the local backups stay whatever happens here
         if args.command == "run":
             ok &= step_retention(config, log)
+            ok &= step_offhost_retention(config, log)
         return ok
 
 

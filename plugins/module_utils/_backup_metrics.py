@@ -8,8 +8,9 @@ with the run's JSON log line as a dict. It
 - writes the text files for node_exporter's textfile collector (config ``metrics.textfile_dir``),
   one file per kind of step so that separately scheduled commands do not overwrite each other's
   metrics: ``dbops_backup_run.prom`` (every command), ``dbops_backup_jobs.prom`` (backup/run),
-  ``dbops_backup_verify.prom`` (verify, and run/backup with ``after_backup``) and
-  ``dbops_backup_retention.prom`` (retention/run). Label sets this run did not touch (another
+  ``dbops_backup_verify.prom`` (verify, and run/backup with ``after_backup``),
+  ``dbops_backup_retention.prom`` (retention/run) and ``dbops_backup_offhost.prom`` (every command
+  that read the off-host repository). Label sets this run did not touch (another
   ``--only`` job, another command) keep their previous samples; the last success and last failure
   timestamps carry over from the previous file;
 - posts a notification to ``notify.webhook_url`` when the run failed (generic JSON, or a Slack
@@ -198,6 +199,35 @@ def retention_metrics(log: dict[str, Any], now: float) -> tuple[list[Metric], se
     return families, {()}
 
 
+def _offhost_families() -> list[Metric]:
+    return [
+        _family("dbops_backup_offhost_last_run_timestamp_seconds",
+                "When the off-host repository was last used."),
+        _family("dbops_backup_offhost_success", "1 when the last use of the off-host repository succeeded."),
+        _family("dbops_backup_offhost_newest_timestamp_seconds",
+                "Start of the newest backup with an off-host copy (its age: time() minus this)."),
+        _family("dbops_backup_offhost_copies", "Off-host copies of the database."),
+    ]
+
+
+def offhost_metrics(log: dict[str, Any], now: float) -> tuple[list[Metric], set[Labels]]:
+    families = _offhost_families()
+    m = {f.name: f for f in families}
+    offhost = log.get("offhost")
+    if not isinstance(offhost, dict):
+        return families, set()
+    m["dbops_backup_offhost_last_run_timestamp_seconds"].add(now)
+    m["dbops_backup_offhost_success"].add(bool(offhost.get("ok")))
+    touched: set[Labels] = {()}
+    for group in offhost.get("groups") or []:
+        labels = {"engine": str(group.get("engine")), "database": str(group.get("database"))}
+        touched.add(tuple(sorted(labels.items())))
+        newest = now - float(group.get("latest_age_s") or 0)
+        m["dbops_backup_offhost_newest_timestamp_seconds"].add(newest, **labels)
+        m["dbops_backup_offhost_copies"].add(group.get("count"), **labels)
+    return families, touched
+
+
 def run_metrics(log: dict[str, Any], code: int, now: float) -> tuple[list[Metric], set[Labels]]:
     families = _run_families()
     m = {f.name: f for f in families}
@@ -227,6 +257,8 @@ def write_metrics(directory: str, log: dict[str, Any], code: int, now: float | N
         parts.append(("dbops_backup_verify.prom", verify_metrics(log, now)))
     if command in ("run", "retention"):
         parts.append(("dbops_backup_retention.prom", retention_metrics(log, now)))
+    if isinstance(log.get("offhost"), dict):
+        parts.append(("dbops_backup_offhost.prom", offhost_metrics(log, now)))
     written = []
     for filename, (families, touched) in parts:
         previous = _metrics.read_samples(os.path.join(directory, filename), {f.name for f in families})
@@ -257,6 +289,10 @@ def failures(log: dict[str, Any]) -> list[dict[str, str]]:
     if isinstance(retention, dict) and not retention.get("ok", True):
         found.append({"step": "retention", "engine": "", "database": "",
                       "error": _shorten(retention.get("error"))})
+    offhost = log.get("offhost")
+    if isinstance(offhost, dict) and not offhost.get("ok", True):
+        found.append({"step": "offhost", "engine": "", "database": "",
+                      "error": _shorten(offhost.get("error"))})
     if log.get("error"):
         found.append({"step": str(log.get("command")), "engine": "", "database": "",
                       "error": _shorten(log["error"])})

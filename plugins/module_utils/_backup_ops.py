@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
-from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_dump, _pg_backup
+from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_backup, _pg_backup
 from ansible_collections.dbops.datastores.plugins.module_utils import _retention as retention
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 
@@ -31,8 +31,8 @@ def _pg_plan(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mongo_plan(options: dict[str, Any]) -> dict[str, Any]:
-    tool_path = _mongodb_dump.choose_tool(options.get("tool") or "auto", options.get("mongodump_path"))
-    return _mongodb_dump.plan_backup(options, tool_path)
+    tool_path = _mongodb_backup.choose_tool(options.get("tool") or "auto", options.get("mongodump_path"))
+    return _mongodb_backup.plan_backup(options, tool_path)
 
 
 def _mongo_validate(options: dict[str, Any]) -> None:
@@ -46,7 +46,7 @@ def _pg_restore_test(params: dict[str, Any], backup: catalog.Backup, scratch: st
 
 def _mongo_restore_test(params: dict[str, Any], backup: catalog.Backup, scratch: str,
                         jobs: int) -> dict[str, Any]:
-    return _mongodb_dump.restore_test(params, backup.manifest, backup.path, scratch)
+    return _mongodb_backup.restore_test(params, backup.manifest, backup.path, scratch)
 
 
 @dataclass(frozen=True)
@@ -379,20 +379,20 @@ def _restore_mongo(params: dict[str, Any], chosen: catalog.Backup, target: str, 
 
     client = _mongodb.connect(params)
     try:
-        if not options.get("clean") and not _mongodb_dump.database_is_empty(client, target):
+        if not options.get("clean") and not _mongodb_backup.database_is_empty(client, target):
             result.update(changed=False, skipped_reason=f"database {target} is not empty; set clean: true "
                                                         "to drop and restore the backup's collections")
             return result
-        tool_path = _mongodb_dump.choose_tool(options.get("tool") or "auto", options.get("mongorestore_path"),
-                                              "mongorestore")
+        tool_path = _mongodb_backup.choose_tool(options.get("tool") or "auto",
+                                                options.get("mongorestore_path"), "mongorestore")
         how = f"mongorestore ({tool_path})" if tool_path else "native restore (pymongo raw BSON)"
         drop = " dropping existing collections first" if options.get("clean") else ""
         result.update(changed=True, commands=[f"{how} of {chosen.id} into {target}{drop}"])
         if check:
             return result
         started = catalog.utcnow()
-        _mongodb_dump.restore(params, chosen.manifest, chosen.path, target, options=options, client=client)
-        counts = _mongodb_dump.counts_in(client, target)
+        _mongodb_backup.restore(params, chosen.manifest, chosen.path, target, options=options, client=client)
+        counts = _mongodb_backup.counts_in(client, target)
     finally:
         client.close()
     return _finish_restore(chosen, target, counts, started, result)
@@ -417,7 +417,7 @@ ENGINES: dict[str, Engine] = {
         preflight=lambda params, database: _pg_backup.connect(params, database).close(),
         backup=_pg_backup.backup, restore_test=_pg_restore_test, restore=_restore_pg),
     "mongodb": Engine(
-        option_spec=_mongodb_dump.backup_option_spec, validate=_mongo_validate, plan=_mongo_plan,
-        preflight=_mongodb_dump.require_database, backup=_mongodb_dump.backup,
+        option_spec=_mongodb_backup.backup_option_spec, validate=_mongo_validate, plan=_mongo_plan,
+        preflight=_mongodb_backup.require_database, backup=_mongodb_backup.backup,
         restore_test=_mongo_restore_test, restore=_restore_mongo),
 }

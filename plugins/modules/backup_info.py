@@ -34,9 +34,12 @@ options:
   fail_when_stale:
     description:
       - Fail the task when RV(stale) is true.
+      - With O(offhost), the newest off-host copy of each database is held to O(max_age) too, and an
+        unreadable repository is stale.
     type: bool
     default: false
 extends_documentation_fragment:
+  - dbops.datastores.offhost
   - dbops.datastores.attributes.info_module
 author:
   - dbops.datastores maintainers (@dbops-datastores)
@@ -113,6 +116,19 @@ stale:
   description: Whether some database's newest backup is older than O(max_age), or there is none.
   returned: when O(max_age) is set
   type: bool
+offhost:
+  description:
+    - With O(offhost) (enabled) - the repository, the number of copies, and per engine and database
+      the number of copies, the newest copy (C(latest), C(latest_snapshot), C(latest_started_at)) and
+      its age C(latest_age_s); C(error) instead when the repository cannot be read.
+  returned: when O(offhost) is set
+  type: dict
+  sample:
+    repository: sftp:dbops-restic@backup1:/srv/restic/db1
+    count: 14
+    groups:
+      - {engine: postgresql, database: app, count: 14, latest: pg-app-20261124T020000Z,
+         latest_snapshot: 4f2a9c1e, latest_started_at: "2026-11-24T02:00:00.000000Z", latest_age_s: 3600.0}
 stale_reasons:
   description: One line per stale database.
   returned: when O(max_age) is set
@@ -122,7 +138,7 @@ stale_reasons:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_offhost, _backup_ops, _offhost
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
 
@@ -135,6 +151,7 @@ def main() -> None:
             "database": {"type": "str"},
             "max_age": {"type": "str"},
             "fail_when_stale": {"type": "bool", "default": False},
+            "offhost": {"type": "dict", "options": _offhost.offhost_option_spec()},
         },
         supports_check_mode=True,
     )
@@ -143,6 +160,18 @@ def main() -> None:
         result = _backup_ops.info(p["root"], engine=p["engine"], database=p["database"], max_age=p["max_age"])
     except DbopsError as exc:
         fail_from_error(module, exc)
+    if p["offhost"] and p["offhost"]["enabled"]:
+        try:
+            settings = _offhost.settings_from(p["offhost"])
+            result["offhost"] = _backup_offhost.info(settings, max_age=p["max_age"])
+        except DbopsError as exc:  # reported, not fatal: the local catalog is still worth showing
+            result["offhost"] = {"repository": p["offhost"]["repository"], "error": exc.msg}
+        if p["max_age"] is not None:
+            reasons = result["offhost"].get("stale_reasons") or []
+            if "error" in result["offhost"]:
+                reasons = [f"read off-host copies: {result['offhost']['error']}"]
+            result["stale_reasons"] += reasons
+            result["stale"] = bool(result["stale_reasons"])
     if p["fail_when_stale"] and result.get("stale"):
         module.fail_json(msg=f"check backup freshness in {result['root']} (max_age {p['max_age']}): "
                              + "; ".join(result["stale_reasons"]), **result)

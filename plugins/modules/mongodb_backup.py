@@ -103,7 +103,7 @@ skipped_reason:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops, _mongodb, _mongodb_dump
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops, _mongodb, _mongodb_backup
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
 
@@ -112,11 +112,11 @@ def main() -> None:
     argument_spec = _mongodb.mongodb_argument_spec()
     argument_spec.update(
         root={"type": "path", "required": True},
-        **_mongodb_dump.backup_option_spec(),
+        **_mongodb_backup.backup_option_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
-    options = {k: p[k] for k in _mongodb_dump.backup_option_spec() if k != "min_interval"}
+    options = {k: p[k] for k in _mongodb_backup.backup_option_spec() if k != "min_interval"}
     try:
         result = _backup_ops.backup("mongodb", p, p["root"], options, min_interval=p["min_interval"],
                                     check=module.check_mode)

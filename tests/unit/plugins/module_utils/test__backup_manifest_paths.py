@@ -14,7 +14,7 @@ import os
 import pytest
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
-from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_dump as md
+from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_backup as md
 from ansible_collections.dbops.datastores.plugins.module_utils import _pg_backup as pgb
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from tests.harness import backups as bk

@@ -153,3 +153,22 @@ def test_after_run_records_its_own_failures_without_raising(tmp_path):
     ok_log = _log()
     bm.after_run({"notify": {"webhook_url": "http://127.0.0.1:9/hook", "timeout": 2}}, ok_log, 0)
     assert "notify_error" not in ok_log and "notified" not in ok_log  # success: nothing posted
+
+
+def test_offhost_newest_copy_gauge_survives_an_unreachable_repository(tmp_path):
+    good = {"command": "backup", "offhost": {"ok": True, "groups": [
+        {"engine": "postgresql", "database": "app", "count": 3, "latest_age_s": 600.0}]}}
+    bm.write_metrics(str(tmp_path), good, 0, now=10000.0)
+    offhost = samples(tmp_path / "dbops_backup_offhost.prom")
+    pg = {"engine": "postgresql", "database": "app"}
+    assert offhost[key("dbops_backup_offhost_newest_timestamp_seconds", **pg)] == 9400
+    assert offhost[key("dbops_backup_offhost_copies", **pg)] == 3
+    assert offhost[key("dbops_backup_offhost_success")] == 1
+
+    down = {"command": "backup", "offhost": {"ok": False, "error": "list off-host copies in R: EOF"}}
+    bm.write_metrics(str(tmp_path), down, 1, now=20000.0)
+    offhost = samples(tmp_path / "dbops_backup_offhost.prom")
+    assert offhost[key("dbops_backup_offhost_success")] == 0
+    assert offhost[key("dbops_backup_offhost_newest_timestamp_seconds", **pg)] == 9400  # kept: still true
+    assert bm.failures(down) == [{"step": "offhost", "engine": "", "database": "",
+                                  "error": "list off-host copies in R: EOF"}]

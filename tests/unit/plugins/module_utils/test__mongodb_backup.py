@@ -10,7 +10,7 @@ import bson
 import pytest
 from bson.binary import Binary
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_dump as md
+from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_backup as md
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 
 
