@@ -82,8 +82,10 @@ def test_schedules_on_the_repository_host():
     assert pg_crontab.rc != 0 or "pgbackrest" not in pg_crontab.stdout
 
 
-def test_archiving_has_no_failures():
-    assert psql("SELECT failed_count FROM pg_stat_archiver") == "0"
+def test_archiving_recovered_after_the_repository_host_was_down():
+    # side_effect stopped brepo1 for a while: archiving failed then, and has succeeded since.
+    assert int(psql("SELECT failed_count FROM pg_stat_archiver")) > 0
+    assert psql("SELECT last_archived_time > last_failed_time FROM pg_stat_archiver") == "t"
 
 
 def test_restic_account_is_sftp_only_in_its_chroot():
@@ -93,6 +95,25 @@ def test_restic_account_is_sftp_only_in_its_chroot():
     assert "chrootdirectory /srv/restic" in lines
     assert "authenticationmethods publickey" in lines
     assert "permittty no" in lines
-    chroot = REPO.file("/srv/restic")
-    assert (chroot.user, chroot.mode) == ("root", 0o755)
-    assert REPO.user("dbops-restic").shell == "/usr/sbin/nologin"
+    # one repository per database host, private to the account, and restic's data in it
+    for name in ("bpg1", "bmongo1"):
+        repo = REPO.file(f"/srv/restic/{name}")
+        assert (repo.user, repo.mode) == ("dbops-restic", 0o700)
+    assert REPO.file("/srv/restic/bmongo1/config").exists
+    keys = REPO.file("/etc/ssh/authorized_keys/dbops-restic")
+    assert (keys.user, keys.mode) == ("root", 0o644)
+    assert keys.content_string.count("restrict ssh-ed25519 ") == 2
+
+
+KEY_OPTS = "-i /etc/dbops/restic/id_ed25519 -o UserKnownHostsFile=/etc/dbops/restic/known_hosts -o BatchMode=yes"
+
+
+def test_restic_account_gets_no_shell():
+    # The database host's own key: SFTP works inside the chroot, a command does not.
+    shell = MONGO.run(f"runuser -u dbbackup -- ssh {KEY_OPTS} dbops-restic@brepo1 id")
+    assert "uid=" not in shell.stdout
+    listing = MONGO.run(f"echo 'ls /srv/restic/bmongo1' | runuser -u dbbackup -- sftp -b - {KEY_OPTS} dbops-restic@brepo1")
+    assert listing.rc == 0, listing.stdout + listing.stderr
+    assert "config" in listing.stdout
+    outside = MONGO.run(f"echo 'ls /etc' | runuser -u dbbackup -- sftp -b - {KEY_OPTS} dbops-restic@brepo1")
+    assert "passwd" not in outside.stdout
