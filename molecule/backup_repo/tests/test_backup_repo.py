@@ -105,15 +105,16 @@ def test_restic_account_is_sftp_only_in_its_chroot():
     assert keys.content_string.count("restrict ssh-ed25519 ") == 2
 
 
-KEY_OPTS = "-i /etc/dbops/restic/id_ed25519 -o UserKnownHostsFile=/etc/dbops/restic/known_hosts -o BatchMode=yes"
+KEY_OPTS = "-i /etc/dbops/restic/id_ed25519 -o UserKnownHostsFile=/etc/dbops/restic/known_hosts"
+SFTP = f"runuser -u dbbackup -- sftp -b - {KEY_OPTS} dbops-restic@brepo1"
 
 
 def test_restic_account_gets_no_shell():
     # The database host's own key: SFTP works inside the chroot, a command does not.
     shell = MONGO.run(f"runuser -u dbbackup -- ssh {KEY_OPTS} dbops-restic@brepo1 id")
     assert "uid=" not in shell.stdout
-    listing = MONGO.run(f"echo 'ls /srv/restic/bmongo1' | runuser -u dbbackup -- sftp -b - {KEY_OPTS} dbops-restic@brepo1")
+    listing = MONGO.run(f"echo 'ls /srv/restic/bmongo1' | {SFTP}")
     assert listing.rc == 0, listing.stdout + listing.stderr
     assert "config" in listing.stdout
-    outside = MONGO.run(f"echo 'ls /etc' | runuser -u dbbackup -- sftp -b - {KEY_OPTS} dbops-restic@brepo1")
+    outside = MONGO.run(f"echo 'ls /etc' | {SFTP}")
     assert "passwd" not in outside.stdout
