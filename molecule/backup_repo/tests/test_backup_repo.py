@@ -111,7 +111,7 @@ SFTP = f"runuser -u dbbackup -- sftp -b - {KEY_OPTS} dbops-restic@brepo1"
 
 def test_restic_account_gets_no_shell():
     # The database host's own key: SFTP works inside the chroot, a command does not.
-    shell = MONGO.run(f"runuser -u dbbackup -- ssh {KEY_OPTS} dbops-restic@brepo1 id")
+    shell = MONGO.run(f"timeout 20 runuser -u dbbackup -- ssh {KEY_OPTS} dbops-restic@brepo1 id </dev/null")
     assert "uid=" not in shell.stdout
     listing = MONGO.run(f"echo 'ls /srv/restic/bmongo1' | {SFTP}")
     assert listing.rc == 0, listing.stdout + listing.stderr
