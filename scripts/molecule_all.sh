@@ -2,7 +2,7 @@
 # Run the Molecule scenarios one after another (all of them, or the ones named as arguments) and
 # print each scenario's wall time. Builds (or reuses) the test image first.
 #
-#   scripts/molecule_all.sh                      # postgresql mongodb db_monitoring db_backup
+#   scripts/molecule_all.sh                      # postgresql mongodb db_monitoring db_backup e2e backup_repo
 #   scripts/molecule_all.sh postgresql           # one scenario
 #   MOLECULE_COMMAND=converge scripts/molecule_all.sh postgresql   # keep the container
 #
@@ -28,12 +28,13 @@ export ANSIBLE_COLLECTIONS_PATH="$here/.build/collections"
 # Package downloads cached between runs (mounted into the containers by .config/molecule/config.yml).
 export DBOPS_MOLECULE_CACHE="${DBOPS_MOLECULE_CACHE:-$here/.cache/molecule}"
 mkdir -p "$DBOPS_MOLECULE_CACHE/apt/partial" "$DBOPS_MOLECULE_CACHE/apt-pg1/partial" \
-  "$DBOPS_MOLECULE_CACHE/apt-mongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-pg2/partial" "$DBOPS_MOLECULE_CACHE/apt-pg3/partial" "$DBOPS_MOLECULE_CACHE/pip"
+  "$DBOPS_MOLECULE_CACHE/apt-mongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-pg2/partial" "$DBOPS_MOLECULE_CACHE/apt-pg3/partial" "$DBOPS_MOLECULE_CACHE/pip" \
+  "$DBOPS_MOLECULE_CACHE/apt-bpg1/partial" "$DBOPS_MOLECULE_CACHE/apt-bmongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-brepo1/partial"
 
 "$here/scripts/build_test_image.sh"
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(postgresql mongodb db_monitoring db_backup e2e)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(postgresql mongodb db_monitoring db_backup e2e backup_repo)
 status=0
 for scenario in "${scenarios[@]}"; do
   start=$(date +%s)

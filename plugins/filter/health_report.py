@@ -205,10 +205,24 @@ def _tables(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return result
 
 
+def pgbackrest_lines(entry: dict[str, Any]) -> str:
+    """The pgBackRest recovery window of each stanza (pgbackrest_info), or why it is unknown."""
+    info = entry.get("pgbackrest")
+    if not info:
+        return ""
+    if info.get("failed"):
+        color = COLORS["critical"]
+        return f'<div style="color:{color}" data-metric="pgbackrest">pgBackRest: {_e(info.get("msg"))}</div>'
+    return "".join(
+        f'<div class="muted" data-metric="pgbackrest">pgBackRest {_e(stanza.get("summary"))}</div>'
+        for stanza in info.get("stanzas") or []
+    )
+
+
 def backup_tile(entry: dict[str, Any]) -> str:
     backup = entry.get("backup")
     if not backup:
-        return '<div class="muted" data-metric="backup">not configured</div>'
+        return '<div class="muted" data-metric="backup">not configured</div>' + pgbackrest_lines(entry)
     if backup.get("failed"):
         return (
             f'<div style="color:{COLORS["critical"]}" data-metric="backup">'
@@ -233,6 +247,7 @@ def backup_tile(entry: dict[str, Any]) -> str:
         )
     for reason in backup.get("stale_reasons") or []:
         lines.append(f'<div style="color:{COLORS["critical"]}">{_e(reason)}</div>')
+    lines.append(pgbackrest_lines(entry))
     return "".join(lines)
 
 

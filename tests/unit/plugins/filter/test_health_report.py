@@ -156,3 +156,16 @@ def test_connection_limit_not_reported_is_not_100_percent():
     html = report.render([entry])
     assert 'data-metric="connections_max">limit not reported' in html
     assert "% in use" not in html
+
+
+def test_pgbackrest_recovery_window_next_to_the_logical_catalog():
+    entry = pg_entry("db1", 100, "ok")
+    entry["backup"] = {"newest_age_s": 60.0, "stale": False, "groups": []}
+    summary = "stanza main: can restore to any moment between 2026-11-30T22:59:07Z and 2026-11-30T23:10:00Z"
+    entry["pgbackrest"] = {"stanzas": [{"name": "main", "summary": summary}]}
+    unreadable = pg_entry("db2", 100, "ok")
+    unreadable["pgbackrest"] = {"failed": True, "msg": "read stanza <main>: unknown"}
+    html = report.render([entry, unreadable])
+    assert f'data-metric="pgbackrest">pgBackRest {summary}</div>' in html
+    assert "pgBackRest: read stanza &lt;main&gt;: unknown" in html
+    assert 'data-metric="pgbackrest"' not in report.render([pg_entry("db3", 100, "ok")])
