@@ -2,7 +2,7 @@
 # Run the Molecule scenarios one after another (all of them, or the ones named as arguments) and
 # print each scenario's wall time. Builds (or reuses) the test image first.
 #
-#   scripts/molecule_all.sh                      # postgresql mongodb db_monitoring db_backup e2e backup_repo
+#   scripts/molecule_all.sh                      # postgresql mongodb db_monitoring db_backup e2e backup_repo cluster
 #   scripts/molecule_all.sh postgresql           # one scenario
 #   MOLECULE_COMMAND=converge scripts/molecule_all.sh postgresql   # keep the container
 #
@@ -34,7 +34,7 @@ mkdir -p "$DBOPS_MOLECULE_CACHE/apt/partial" "$DBOPS_MOLECULE_CACHE/apt-pg1/part
 "$here/scripts/build_test_image.sh"
 
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(postgresql mongodb db_monitoring db_backup e2e backup_repo)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(postgresql mongodb db_monitoring db_backup e2e backup_repo cluster)
 status=0
 for scenario in "${scenarios[@]}"; do
   start=$(date +%s)
