@@ -12,8 +12,9 @@ import time
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago.
 
-    Under pytest-xdist each worker takes only ports whose remainder modulo the number of workers is
-    its own index, so two workers never hand out the same port between its check and its use.
+    Under pytest-xdist each worker takes only ports whose half (Linux hands out mostly odd ports
+    to bind(0)) has its own index as remainder modulo the number of workers, so two workers never
+    hand out the same port between its check and its use.
     """
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
@@ -22,7 +23,7 @@ def free_port() -> int:
         with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if count <= 1 or port % count == index:
+        if count <= 1 or (port // 2) % count == index:
             return port
     raise RuntimeError(f"no free port for xdist worker {worker} of {count}")
 
