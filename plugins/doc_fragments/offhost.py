@@ -75,3 +75,17 @@ options:
         description: See O(offhost.keep_last) (a duration such as V(30d)).
         type: str
 """
+
+    # The restore modules' choice of source (``_backup_offhost.restore_option_spec()``).
+    RESTORE = r"""
+options:
+  source:
+    description:
+      - V(local) restores from the backup root. V(offhost) takes the backup (O(backup), or the
+        newest copy of O(source_database)) from the off-host repository O(offhost) when it is not
+        in the backup root, puts it there after checking every file against its manifest, then
+        restores it like a local one. For when the local copy is gone.
+    type: str
+    choices: [local, offhost]
+    default: local
+"""

@@ -144,6 +144,27 @@ def fetch(root: str, settings: dict[str, Any], backup_id: str | None, engine: st
     return result
 
 
+SOURCES = ("local", "offhost")
+
+
+def restore_option_spec() -> dict[str, Any]:
+    """The restore modules' ``source`` and ``offhost`` options (the same for both engines)."""
+    return {"source": {"type": "str", "default": "local", "choices": list(SOURCES)},
+            "offhost": {"type": "dict", "options": _offhost.offhost_option_spec()}}
+
+
+RESTORE_REQUIRED_IF = [("source", "offhost", ["offhost"])]
+
+
+def restore_from_source(engine: str, params: dict[str, Any], root: str, options: dict[str, Any], *,
+                        check: bool = False) -> dict[str, Any]:
+    """A restore module's restore: from the backup root (``source=local``) or from the off-host copy
+    (``source=offhost``, with the module's ``offhost`` settings)."""
+    if params.get("source") == "offhost":
+        return restore(engine, params, root, options, _offhost.settings_from(params["offhost"]), check=check)
+    return ops.restore(engine, params, root, options, check=check)
+
+
 def restore(engine: str, params: dict[str, Any], root: str, options: dict[str, Any],
             settings: dict[str, Any], *, check: bool = False) -> dict[str, Any]:
     """Fetch the chosen backup from the off-host copy when it is not in the root, then restore it

@@ -639,6 +639,11 @@ APPLIED_DETAIL_LIMIT = 100
 APPLIED_DETAILS = ("compact", "full")
 
 
+def applied_detail_option() -> dict[str, Any]:
+    """The migrate modules' ``applied_detail`` option (both engines)."""
+    return {"type": "str", "default": "compact", "choices": list(APPLIED_DETAILS)}
+
+
 def applied_result(steps: Sequence[dict[str, Any]], detail: str = "compact",
                    limit: int = APPLIED_DETAIL_LIMIT) -> dict[str, Any]:
     """A module's ``applied``, ``applied_count`` and ``applied_omitted`` for the steps that ran.

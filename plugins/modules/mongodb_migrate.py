@@ -243,7 +243,7 @@ lock_taken_over_from:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb
+from ansible_collections.dbops.datastores.plugins.module_utils import _migrations, _mongodb
 from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_migrate as migrate
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
@@ -268,7 +268,7 @@ def main() -> None:
         lock_ttl={"type": "int", "default": 60},
         lock_timeout={"type": "int", "default": 300},
         mode={"type": "str", "default": "migrate", "choices": ["migrate", "verify"]},
-        applied_detail={"type": "str", "default": "compact", "choices": ["compact", "full"]},
+        applied_detail=_migrations.applied_detail_option(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("path", "src")], mutually_exclusive=[("path", "src")])

@@ -387,7 +387,7 @@ unverified:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate, _postgres
+from ansible_collections.dbops.datastores.plugins.module_utils import _migrations, _pg_migrate, _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
 
@@ -419,7 +419,7 @@ def argument_spec() -> dict:
         lock_retries={"type": "int", "default": 0},
         lock_retry_delay={"type": "float", "default": 5},
         mode={"type": "str", "default": "migrate", "choices": list(_pg_migrate.MODES)},
-        applied_detail={"type": "str", "default": "compact", "choices": ["compact", "full"]},
+        applied_detail=_migrations.applied_detail_option(),
     )
     return spec
 

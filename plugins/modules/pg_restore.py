@@ -71,17 +71,9 @@ options:
         reject; for such a target the archive is turned into SQL by C(pg_restore --file=-) and run by
         C(psql) without that setting, in one session (O(jobs) does not apply).
     type: path
-  source:
-    description:
-      - V(local) restores from the backup root. V(offhost) takes the backup (O(backup), or the
-        newest copy of O(source_database)) from the off-host repository O(offhost) when it is not
-        in the backup root, puts it there after checking every file against its manifest, then
-        restores it like a local one. For when the local copy is gone.
-    type: str
-    choices: [local, offhost]
-    default: local
 extends_documentation_fragment:
   - dbops.datastores.offhost
+  - dbops.datastores.offhost.restore
   - dbops.datastores.postgres
   - dbops.datastores.attributes
 author:
@@ -150,8 +142,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.dbops.datastores.plugins.module_utils import (
     _backup_offhost,
-    _backup_ops,
-    _offhost,
     _postgres,
 )
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
@@ -172,23 +162,16 @@ def main() -> None:
         no_privileges={"type": "bool", "default": False},
         bin_dir={"type": "path"},
     )
-    argument_spec.update(
-        source={"type": "str", "default": "local", "choices": ["local", "offhost"]},
-        offhost={"type": "dict", "options": _offhost.offhost_option_spec()},
-    )
+    argument_spec.update(_backup_offhost.restore_option_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[("source", "offhost", ["offhost"])])
+                           required_if=_backup_offhost.RESTORE_REQUIRED_IF)
     p = module.params
     options = {k: p[k] for k in ("backup", "database", "create", "clean", "jobs", "no_owner", "no_privileges",
                                  "bin_dir")}
     options["source_database"] = p["source_database"] or (p["database"] if p["backup"] == "latest" else None)
     try:
-        if p["source"] == "offhost":
-            settings = _offhost.settings_from(p["offhost"])
-            result = _backup_offhost.restore("postgresql", p, p["root"], options, settings,
-                                             check=module.check_mode)
-        else:
-            result = _backup_ops.restore("postgresql", p, p["root"], options, check=module.check_mode)
+        result = _backup_offhost.restore_from_source("postgresql", p, p["root"], options,
+                                                     check=module.check_mode)
     except DbopsError as exc:
         fail_from_error(module, exc)
     if module._diff:
