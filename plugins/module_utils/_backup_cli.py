@@ -84,7 +84,7 @@ def job_spec(engine: str) -> dict[str, Any]:
 
 
 def _as_int(value: Any) -> Any:
-    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", value):
+    if isinstance(value, str) and re.fullmatch(r"[ \t]*-?[0-9]{1,18}[ \t]*", value):
         value = int(value)
     ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
     return value if ok else None

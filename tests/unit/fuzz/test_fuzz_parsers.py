@@ -13,7 +13,7 @@ import json
 import os
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog as catalog
@@ -172,6 +172,7 @@ _option_values = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10*
 
 @FUZZ
 @given(st.dictionaries(st.sampled_from(sorted(ops.retention_option_spec())), _option_values, max_size=8))
+@example({"keep_daily": "0\x1f"})  # a control character str.isspace() knows and int() does not
 def test_retention_policy_from_a_config(given_options):
     """The dbops-backup config path: spec validation then the policy; only our error types."""
     try:
