@@ -117,3 +117,33 @@ def test_a_noop_run_uses_one_connection_and_takes_no_lock(pg_server, pg_db, tmp_
     assert result["changed"] is False and result["applied"] == []
     assert opened == ["migrate"]
     assert backends(pg_server, pg_db) == 0
+
+
+def test_lock_timeout_mid_batch_retries_that_version_alone(ansible, pg_server, pg_db, tmp_path):
+    from tests.integration.modules.test_pg_migrate_verify import LockHolder
+
+    pg_server.query("CREATE TABLE messages (id int)", dbname=pg_db)
+    path = write(tmp_path / "m", {"V1__a.sql": "CREATE TABLE a (id int);\n",
+                                  "V2__author.sql": "ALTER TABLE messages ADD COLUMN author text;\n",
+                                  "V3__c.sql": "CREATE TABLE c (id int);\n"})
+    options = {"session_lock_timeout": "1s", "lock_retry_delay": 1.5}
+    holder = LockHolder(pg_server, pg_db, "messages")
+    holder.start()
+    failed = ansible.module("pg_migrate", params(pg_server, pg_db, path, **options))
+    holder.join(30)
+    assert holder.saw_waiter and holder.error is None
+    assert failed["failed"] is True and "SQLSTATE 55P03" in failed["msg"]
+    assert failed["msg"].startswith("apply migration V2__author.sql")
+    assert history(pg_server, pg_db) == [("V1__a.sql", True)]
+    assert "c" not in tables(pg_server, pg_db)
+
+    pg_server.query("DROP TABLE a; DELETE FROM dbops_schema_history", dbname=pg_db)
+    holder = LockHolder(pg_server, pg_db, "messages")
+    holder.start()
+    retried = ansible.module("pg_migrate", params(pg_server, pg_db, path, lock_retries=3, **options))
+    holder.join(30)
+    assert holder.saw_waiter and holder.error is None
+    assert retried.get("failed") is not True, retried.get("msg")
+    assert [a["script"] for a in retried["applied"]] == ["V1__a.sql", "V2__author.sql", "V3__c.sql"]
+    assert "lock_retries" not in retried["applied"][0] and retried["applied"][1]["lock_retries"] >= 1
+    assert history(pg_server, pg_db) == [("V1__a.sql", True), ("V2__author.sql", True), ("V3__c.sql", True)]
