@@ -147,3 +147,21 @@ def test_lock_timeout_mid_batch_retries_that_version_alone(ansible, pg_server, p
     assert [a["script"] for a in retried["applied"]] == ["V1__a.sql", "V2__author.sql", "V3__c.sql"]
     assert "lock_retries" not in retried["applied"][0] and retried["applied"][1]["lock_retries"] >= 1
     assert history(pg_server, pg_db) == [("V1__a.sql", True), ("V2__author.sql", True), ("V3__c.sql", True)]
+
+
+def test_a_batch_stops_when_its_lock_connection_is_gone(pg_server, pg_db, tmp_path, monkeypatch):
+    path = write(tmp_path / "m", {f"V{n}__t{n}.sql": f"CREATE TABLE t{n} (id int);\n" for n in range(1, 5)})
+    real = pm.Migrator._send_batch
+
+    def lose_the_lock(self, scripts):
+        # What a killed runner leaves: its lock session ends, its migrate session goes on.
+        pg_server.query("SELECT pg_terminate_backend(%s)", (self.lock_conn.get_backend_pid(),))
+        return real(self, scripts)
+
+    monkeypatch.setattr(pm.Migrator, "_send_batch", lose_the_lock)
+    with pytest.raises(DbopsError) as caught:
+        pm.migrate(params(pg_server, pg_db, path), check_mode=False)
+    assert caught.value.msg.startswith("apply migration V1__t1.sql: the connection holding the migration lock"
+                                       f" of {pg_db} was lost"), caught.value.msg
+    assert history(pg_server, pg_db) == []
+    assert "t1" not in tables(pg_server, pg_db)
