@@ -10,19 +10,16 @@ Environment: DBOPS_BENCH_TINY (default 1000), DBOPS_BENCH_REALISTIC (default 300
 DBOPS_BENCH_REPEAT (rounds, best kept, default 3), DBOPS_BENCH_BATCH (migrations per message for
 the batched floor, default 50), DBOPS_BENCH_DURABILITY (default ``off``).
 
-Not a tool: an experiment for the next step (pg_migrate sends one message per migration today).
+An experiment on the batch size: pg_migrate sends up to 50 migrations per message
+(``bench.pg_migrate_bench`` runs the same batched floor next to it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-
-import psycopg2
 
 from bench.migration_generator import realistic, tiny
 from bench.pg_migrate_bench import Bench, Workload, _load, timed
@@ -30,30 +27,6 @@ from tests.harness import pg as pg_harness
 
 BATCH = int(os.environ.get("DBOPS_BENCH_BATCH", "50"))
 REPEAT = int(os.environ.get("DBOPS_BENCH_REPEAT", "3"))
-
-
-def batched_floor(bench: Bench, w: Workload, batch: int) -> Callable[[str], Callable[[], object]]:
-    s = bench.server
-
-    def make(db: str) -> Callable[[], object]:
-        def migrate() -> None:
-            conn = psycopg2.connect(host=s.host, port=s.port, user=s.user, password=s.password, dbname=db)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("CREATE TABLE IF NOT EXISTS floor_history (version int PRIMARY KEY,"
-                            " checksum text NOT NULL, installed_on timestamptz NOT NULL DEFAULT now())")
-                parts = []
-                for i, path in enumerate(w.files, 1):
-                    text = path.read_text()
-                    insert = cur.mogrify("INSERT INTO floor_history (version, checksum) VALUES (%s, %s)",
-                                         (i, hashlib.sha256(text.encode()).hexdigest())).decode()
-                    parts.append(f"BEGIN;\n{text}\n;{insert}; COMMIT;")
-                    if len(parts) == batch or i == len(w.files):
-                        cur.execute("\n".join(parts))
-                        parts = []
-            conn.close()
-        return migrate
-    return make
 
 
 def main() -> None:
@@ -73,7 +46,7 @@ def main() -> None:
             for w in workloads:
                 print(f"\n== {w.name}: {w.n} migrations, {settings}; load {_load()}", flush=True)
                 tools = {"floor, 1 migration per message": bench.floor(w).make,
-                         f"floor, {BATCH} migrations per message": batched_floor(bench, w, BATCH)}
+                         f"floor, {BATCH} migrations per message": bench.batched_floor(w, BATCH).make}
                 dbmate = bench.dbmate(w)
                 if not isinstance(dbmate, str):
                     tools[dbmate.name] = dbmate.make

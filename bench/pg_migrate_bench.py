@@ -1,4 +1,4 @@
-"""pg_migrate against a one-message-per-migration psycopg2 floor and peer migration tools.
+"""pg_migrate against psycopg2 floors (one and 50 migrations per message) and peer migration tools.
 
 Run from the repository root (``make bench`` installs the peers first, see scripts/bench_peers.sh)::
 
@@ -8,7 +8,8 @@ Run from the repository root (``make bench`` installs the peers first, see scrip
 Environment: DBOPS_BENCH_TINY (tiny migrations, default 1000), DBOPS_BENCH_REALISTIC (realistic
 migrations from bench/migration_generator.py, default 300), DBOPS_BENCH_REPEAT (rounds for the
 floor, pg_migrate and dbmate, best kept, default 2; the slow peers run once),
-DBOPS_BENCH_PEERS (default ``dbmate,yoyo,sqitch``; empty for none), DBOPS_BENCH_DURABILITY
+DBOPS_BENCH_PEERS (default ``dbmate,yoyo,sqitch``; ``dbmate`` for a quick run against the fastest
+peer only; empty for none), DBOPS_BENCH_DURABILITY
 (default ``off,on``: the server's fsync / synchronous_commit / full_page_writes for each phase),
 DBOPS_BENCH_DBMATE / DBOPS_BENCH_YOYO (binaries; printed by scripts/bench_peers.sh).
 
@@ -23,6 +24,8 @@ synchronous_commit are printed with each phase.
 - floor: one psycopg2 connection; per migration one message ``BEGIN; <script>; INSERT history;
   COMMIT`` (one round trip, the least any tool can do with one transaction per migration). Its
   no-op run connects, reads and hashes the files and reads the history.
+- batched floor: the same, 50 migrations per message (each still its own transaction with its
+  history row), as pg_migrate sends them; the floor pg_migrate's batched apply is measured against.
 - pg_migrate in-process: the module's code called from this process (no Ansible).
 - pg_migrate through ``ansible-playbook``: a play with a warm-up ``ping`` (interpreter discovery,
   connection set-up), a second ``ping`` (what any module costs per task) and the pg_migrate task.
@@ -225,6 +228,36 @@ class Bench:
         return Tool("floor (psycopg2, one message per migration)", make,
                     lambda db: self.count(db, "SELECT count(*) FROM floor_history"))
 
+    def batched_floor(self, w: Workload, batch: int = 50) -> Tool:
+        """The floor sending ``batch`` migrations per message, each its own transaction (as pg_migrate)."""
+        s = self.server
+
+        def make(db: str) -> Callable[[], object]:
+            def migrate() -> None:
+                conn = psycopg2.connect(host=s.host, port=s.port, user=s.user, password=s.password,
+                                        dbname=db)
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute("CREATE TABLE IF NOT EXISTS floor_history (version int PRIMARY KEY,"
+                                " checksum text NOT NULL, installed_on timestamptz NOT NULL DEFAULT now())")
+                    cur.execute("SELECT version FROM floor_history")
+                    applied = {row[0] for row in cur.fetchall()}
+                    parts: list[str] = []
+                    pending = [(i, p) for i, p in enumerate(w.files, 1) if i not in applied]
+                    for n, (i, path) in enumerate(pending, 1):
+                        text = path.read_text()
+                        insert = cur.mogrify("INSERT INTO floor_history (version, checksum) VALUES (%s, %s)",
+                                             (i, hashlib.sha256(text.encode()).hexdigest())).decode()
+                        parts.append(f"BEGIN;\n{text}\n;{insert}; COMMIT;")
+                        if len(parts) == batch or n == len(pending):
+                            cur.execute("\n".join(parts))
+                            parts = []
+                conn.close()
+            return migrate
+
+        return Tool(f"floor (psycopg2, {batch} migrations per message)", make,
+                    lambda db: self.count(db, "SELECT count(*) FROM floor_history"))
+
     def pg_migrate_history(self, db: str) -> int:
         return self.count(db, "SELECT count(*) FROM dbops_schema_history WHERE success")
 
@@ -340,8 +373,9 @@ class Bench:
         print(f"\n== {w.name}: {w.n} migrations, durability {mode}: {settings}; load average"
               f" {_load()} (the machine is shared: the load is printed next to each number)", flush=True)
         times_ansible: dict[str, list[dict[str, float]]] = {"scratch": [], "noop": []}
-        tools: list[Tool] = [self.floor(w), self.pg_migrate_in_process(w),
+        tools: list[Tool] = [self.floor(w), self.batched_floor(w), self.pg_migrate_in_process(w),
                              self.pg_migrate_ansible(w, times_ansible)]
+        ours = len(tools)
         for peer in PEERS:
             tool = getattr(self, peer)(w)
             if isinstance(tool, str):
@@ -385,9 +419,12 @@ class Bench:
         module = (best["scratch"]["pg_migrate"] - ping, best["noop"]["pg_migrate"] - ping)
         self.add(w, mode, "pg_migrate module time (task - ping)", module[0], module[1])
         floor = min(times[tools[0].name]["scratch"])
-        print(f"  pg_migrate module time / floor, from scratch: {module[0] / floor:.2f}x;"
-              f" no-op module time {module[1]:.3f}s (goal < 0.3 s)")
-        for tool in tools[3:]:
+        batched = min(times[tools[1].name]["scratch"])
+        in_process = min(times[tools[2].name]["scratch"])
+        print(f"  pg_migrate module time / floor, from scratch: {module[0] / floor:.2f}x (one message per"
+              f" migration), {module[0] / batched:.2f}x (batched floor); in-process / batched floor"
+              f" {in_process / batched:.2f}x; no-op module time {module[1]:.3f}s (goal < 0.3 s)")
+        for tool in tools[ours:]:
             peer = min(times[tool.name]["scratch"])
             peer_noop = min(times[tool.name]["noop"])
             print(f"  {tool.name}: from scratch {peer:.2f}s = {peer / module[0]:.2f}x pg_migrate's"

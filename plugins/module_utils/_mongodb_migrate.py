@@ -802,7 +802,12 @@ def migrate(client: Any, settings: Settings, *, check_mode: bool,
     try:
         # Another runner may have applied migrations while this one waited: plan again under the lock.
         prepared = prepare(db, settings)
-        result.update(result_fields(prepared), plan=plan_dicts(prepared), changed=prepared.plan.changed)
+        result.update(result_fields(prepared), changed=prepared.plan.changed)
+        if prepared.plan.changed:
+            # As pg_migrate: the steps that ran are in `applied` (compact for big runs), not again in `plan`.
+            del result["plan"]
+        else:
+            result["plan"] = plan_dicts(prepared)
         runner = Runner(client, settings, prepared, lock=lock, error_types=error_types,
                         describe_error=describe_error)
         try:

@@ -32,6 +32,7 @@ file adds what is specific to PostgreSQL:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import re
@@ -60,6 +61,11 @@ SECRET_MASK = "********"
 _DIRECTIVES = {"transaction": ("on", "off")}
 LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of lock_timeout expiring
 MODES = ("migrate", "verify")
+BATCH_MAX_VERSIONS = 50  # transactional migrations sent in one message, at most
+BATCH_MAX_BYTES = 1 << 20  # and at most this much SQL per message (a single bigger one goes alone)
+STARTED_SETTING = "dbops.migration_started"
+_SINCE_STARTED = ("(extract(epoch FROM clock_timestamp()"
+                  f" - current_setting('{STARTED_SETTING}')::timestamptz) * 1000)::int")
 
 
 @dataclass(frozen=True)
@@ -406,6 +412,58 @@ def prepare_all(steps: Sequence[mig.Step], placeholders: dict[str, str],
     return scripts
 
 
+def batch_groups(sizes: Sequence[int | None], max_count: int = BATCH_MAX_VERSIONS,
+                 max_bytes: int = BATCH_MAX_BYTES) -> list[list[int]]:
+    """Split steps into messages: indexes of consecutive steps sent together, in order.
+
+    ``sizes`` has the SQL size of each transactional migration, ``None`` for a step that must run
+    alone (``transaction=off``, repair, baseline). A group holds at most ``max_count`` steps and
+    ``max_bytes`` of SQL; a step bigger than ``max_bytes`` forms a group of its own.
+    """
+    groups: list[list[int]] = []
+    current: list[int] = []
+    current_bytes = 0
+    for index, size in enumerate(sizes):
+        if size is None:
+            if current:
+                groups.append(current)
+            groups.append([index])
+            current, current_bytes = [], 0
+            continue
+        if current and (len(current) >= max_count or current_bytes + size > max_bytes):
+            groups.append(current)
+            current, current_bytes = [], 0
+        current.append(index)
+        current_bytes += size
+    if current:
+        groups.append(current)
+    return groups
+
+
+def batch_guard(lock_pid: int, keys: tuple[int, int]) -> str:
+    """The statement after each batched migration's ``LOCK``: note its start, check the lock is still ours.
+
+    The server's statement and transaction timestamps are the whole message's receipt time, so the
+    start goes into a setting for the history row's ``execution_ms``. A killed runner's server
+    session goes on with the rest of its message; its lock connection is gone at once, though, so
+    the advisory lock check (a division by zero when the lock is not held by that connection)
+    stops it before the next migration, and a new runner that took the lock meanwhile never
+    races it.
+    """
+    return (f"SELECT set_config('{STARTED_SETTING}', clock_timestamp()::text, true),"
+            " 1 / (SELECT count(*)::int FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            f" AND pid = {int(lock_pid)} AND classid = {int(keys[0])}::bigint::oid"
+            f" AND objid = {int(keys[1])}::bigint::oid AND objsubid = 2);\n")
+
+
+def script_size(script: Script) -> int:
+    """SQL bytes a migration adds to a message (its statements and its verify script's)."""
+    size = sum(len(statement.text) for statement in script.statements)
+    if script.verify is not None:
+        size += sum(len(statement.text) for statement in script.verify.statements)
+    return size
+
+
 def server_message(exc: Any) -> str:
     """The server's error as psql shows it, without the LINE/caret echo of the query."""
     diag = getattr(exc, "diag", None)
@@ -474,14 +532,15 @@ def verify_failure(verify: VerifySql, number: int, offset: int) -> str:
 
 
 def transaction_message(table: str, statements: Sequence[_pg_script.Statement], insert: str,
-                        verify: VerifySql | None = None) -> TransactionMessage:
+                        verify: VerifySql | None = None, guard: str = "") -> TransactionMessage:
     """``BEGIN; LOCK history; statement 1; ...; [verify statements;] INSERT; COMMIT`` as one string.
 
     Nothing else is sent: an error the server gives a position for is mapped back to its
     statement through the spans; one without (timeouts, constraint violations, RAISE) is located
-    afterwards by :meth:`Migrator.replay_to_locate`.
+    afterwards by :meth:`Migrator.replay_to_locate`. ``guard`` (batched messages, see
+    :func:`batch_guard`) runs right after the ``LOCK``.
     """
-    prefix = f"BEGIN;\nLOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n"
+    prefix = f"BEGIN;\nLOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n{guard}"
     parts = [prefix]
     size = len(prefix)
 
@@ -500,6 +559,16 @@ def transaction_message(table: str, statements: Sequence[_pg_script.Statement], 
     verify_spans = add(verify.statements if verify is not None else ())
     parts += [insert, ";\nCOMMIT;"]
     return TransactionMessage("".join(parts), len(prefix), spans, verify, verify_spans)
+
+
+@dataclass
+class BatchOutcome:
+    """What one batched message did: each committed migration's execution_ms, the error that stopped it."""
+
+    messages: list[TransactionMessage] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)  # where each migration's message starts
+    execution_ms: list[int] = field(default_factory=list)
+    failure: Any = None
 
 
 # ---------------------------------------------------------------- the run
@@ -546,19 +615,17 @@ class Migrator:
                 role = self.settings.session_role
                 raise DbopsError(f"set session role {role}: {server_message(exc)}") from exc
         with self.conn.cursor() as cur:
-            cur.execute("SELECT current_database(), pg_is_in_recovery()")
-            database, in_recovery = cur.fetchone()
+            cur.execute(
+                "SELECT current_database(), pg_is_in_recovery(), current_setting('server_version'),"
+                " current_setting('server_version_num')::int"
+            )
+            database, in_recovery, version, num = cur.fetchone()
         if in_recovery:
             raise DbopsError(
                 f"migrate database {database}: the server is a read-only standby (in recovery); "
                 "run migrations on the primary, the standbys replay them"
             )
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "SELECT current_database(), current_setting('server_version'),"
-                " current_setting('server_version_num')::int"
-            )
-            self.database, version, num = cur.fetchone()
+        self.database = database
         self.server = {"server_version": version, "server_version_num": num}
         for setting, value in (("statement_timeout", self.settings.statement_timeout),
                                ("lock_timeout", self.settings.session_lock_timeout)):
@@ -620,6 +687,15 @@ class Migrator:
                 )
             time.sleep(min(delay, deadline - now))
             delay = min(delay * 2, 0.25)
+
+    def lock_held(self) -> bool:
+        """Whether the lock connection still answers (it holds the advisory lock while it lives)."""
+        try:
+            with self.lock_conn.cursor() as cur:
+                cur.execute("SELECT 1")
+            return True
+        except (pg.psycopg2.Error, AttributeError):
+            return False
 
     def holder(self, keys: tuple[int, int]) -> dict[str, Any] | None:
         with self.lock_conn.cursor() as cur:
@@ -742,9 +818,7 @@ class Migrator:
         return result
 
     def run_script(self, script: Script) -> dict[str, Any]:
-        kind = {mig.ACTION_UNDO: mig.KIND_UNDO, mig.ACTION_REPEATABLE: mig.KIND_REPEATABLE}.get(
-            script.step.action, mig.KIND_VERSIONED
-        )
+        kind = script_kind(script.step)
         started = time.monotonic()
         if script.transactional:
             self._run_transactional(script, kind, started)
@@ -886,9 +960,112 @@ class Migrator:
             finally:
                 self._rollback()
 
-    def run_script_retrying(self, script: Script, sleep: Any = time.sleep) -> dict[str, Any]:
-        """run_script, retried after a doubling delay while a transactional one fails on lock_timeout."""
-        attempt = 0
+    def run_batch(self, scripts: Sequence[Script], applied: list[dict[str, Any]],
+                  sleep: Any = time.sleep) -> None:
+        """Transactional migrations, several per message, each still its own transaction.
+
+        Each migration is its own ``BEGIN; LOCK history; <script>; [verify;] INSERT history;
+        COMMIT``; the messages of up to ``BATCH_MAX_VERSIONS`` migrations travel as one simple
+        query, so an error stops the rest of the message while the COMMITs before it stand. The
+        results of the committed migrations are appended to ``applied``. After an error, the
+        committed ones are counted in the history (rows past the rank read before the message);
+        the failing one is located as in :meth:`_run_transactional`, or retried alone on
+        ``lock_timeout`` when retries are allowed, and the rest is sent again.
+        """
+        rest = list(scripts)
+        while rest:
+            if len(rest) == 1:
+                applied.append(self.run_script_retrying(rest[0], sleep))
+                return
+            batch = self._send_batch(rest)
+            for script, ms in zip(rest, batch.execution_ms):
+                result = script.to_dict(with_sql=False)
+                result["execution_ms"] = ms
+                applied.append(result)
+            if batch.failure is None:
+                return
+            done = len(batch.execution_ms)
+            script, failure = rest[done], batch.failure
+            code = getattr(failure, "pgcode", None)
+            if code == LOCK_NOT_AVAILABLE and self.settings.lock_retries > 0:
+                sleep(retry_delay(self.settings.lock_retry_delay, 0))
+                applied.append(self.run_script_retrying(script, sleep, first_attempt=1))
+                rest = rest[done + 1:]
+                continue
+            if not self.lock_held():
+                raise DbopsError(
+                    f"apply migration {script.step.script}: the connection holding the migration lock of"
+                    f" {self.database} was lost, so the run stopped before this migration (rolled back;"
+                    " the ones before it are applied and recorded)", script=script.step.script,
+                ) from failure
+            position = error_position(failure)
+            at = done if position is None else bisect.bisect_left(batch.offsets, position) - 1
+            if position is not None and at >= done:
+                # A syntax error stops the whole message before anything runs (the server parses
+                # it all first): the migrations before the one at fault go again, without it.
+                script = rest[at]
+                where = batch.messages[at].locate_failure(script.sql, position - batch.offsets[at])
+            else:
+                where = self.replay_to_locate(script, code)
+            error = DbopsError(
+                f"{script.action_label} {script.step.script}{where}: {server_message(failure)}"
+                " (rolled back: the database is as before this migration)",
+                script=script.step.script, sqlstate=code,
+            )
+            if at > done:
+                self.run_batch(rest[done:at], applied, sleep)
+            raise error from failure
+
+    def _send_batch(self, scripts: Sequence[Script]) -> BatchOutcome:
+        """Send the migrations as one message; what committed, and the error that stopped it."""
+        table = history_ident(self.settings)
+        outcome = BatchOutcome()
+        with self.conn.cursor() as cur:
+            try:
+                cur.execute(f"SELECT coalesce(max(installed_rank), 0) FROM {table}")
+                rank_before = int(cur.fetchone()[0])
+            except pg.psycopg2.Error as exc:
+                raise DbopsError(f"read history table {self.settings.history_name}:"
+                                 f" {server_message(exc)}") from exc
+            guard = batch_guard(self.lock_conn.get_backend_pid(), lock_keys(self.database, self.settings))
+            parts: list[str] = []
+            size = 0
+            for script in scripts:
+                insert = self._insert_sql(cur, script.step, script_kind(script.step), True, _SINCE_STARTED)
+                message = transaction_message(table, script.statements, insert, verify=script.verify,
+                                              guard=guard)
+                outcome.offsets.append(size)
+                outcome.messages.append(message)
+                parts += [message.text, "\n"]
+                size += len(message.text) + 1
+            committed = (f"SELECT execution_ms FROM {table} WHERE installed_rank > {rank_before}"
+                         " ORDER BY installed_rank")
+            try:
+                cur.execute("".join(parts) + committed)
+            except pg.psycopg2.Error as exc:
+                outcome.failure = exc
+                self._rollback()
+                try:
+                    cur.execute(committed)
+                except pg.psycopg2.Error as again:
+                    raise DbopsError(
+                        f"apply migrations {scripts[0].step.script} to {scripts[-1].step.script}:"
+                        f" {server_message(exc)} (then reading which of them were committed failed:"
+                        f" {server_message(again)})", sqlstate=getattr(exc, "pgcode", None),
+                    ) from exc
+            outcome.execution_ms = [int(row[0]) for row in cur.fetchall()][:len(scripts)]
+        if outcome.failure is not None and len(outcome.execution_ms) >= len(scripts):
+            # Every migration committed; only the closing SELECT failed.
+            outcome.failure = None
+        return outcome
+
+    def run_script_retrying(self, script: Script, sleep: Any = time.sleep,
+                            first_attempt: int = 0) -> dict[str, Any]:
+        """run_script, retried after a doubling delay while a transactional one fails on lock_timeout.
+
+        ``first_attempt`` counts the attempts already made (a batch that failed on this migration).
+        """
+        attempt = first_attempt
         while True:
             self.retry_pending = attempt < self.settings.lock_retries
             try:
@@ -905,6 +1082,29 @@ class Migrator:
             if attempt:
                 result["lock_retries"] = attempt
             return result
+
+
+def script_kind(step: mig.Step) -> str:
+    """The history row's type for a step that runs a script."""
+    return {mig.ACTION_UNDO: mig.KIND_UNDO, mig.ACTION_REPEATABLE: mig.KIND_REPEATABLE}.get(
+        step.action, mig.KIND_VERSIONED
+    )
+
+
+def run_steps(migrator: Migrator, steps: Sequence[mig.Step], scripts: dict[int, Script],
+              applied: list[dict[str, Any]]) -> None:
+    """Run the planned steps in order: transactional migrations batched, the others alone."""
+    sizes = [script_size(scripts[id(step)]) if id(step) in scripts and scripts[id(step)].transactional
+             else None for step in steps]
+    for group in batch_groups(sizes, BATCH_MAX_VERSIONS, BATCH_MAX_BYTES):
+        step = steps[group[0]]
+        script = scripts.get(id(step))
+        if script is None:
+            applied.append(migrator.run_bookkeeping(step))
+        elif len(group) == 1:
+            applied.append(migrator.run_script_retrying(script))
+        else:
+            migrator.run_batch([scripts[id(steps[i])] for i in group], applied)
 
 
 def retry_delay(base: float, attempt: int) -> float:
@@ -981,9 +1181,13 @@ def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
                                      settings.placeholders),
                     "history_table": settings.history_name, "database": migrator.database,
                     "server_version": migrator.server["server_version"], "lock_wait_s": 0.0}
-        lock_wait = 0.0 if check_mode else migrator.acquire_lock()
-        history = migrator.read_history(locked=not check_mode)
-        plan = mig.plan(migrations, history, settings.plan_options())
+        # Plan from the committed history first: a run with nothing to do needs no lock and no
+        # second connection. With something to do, take the lock and plan again under it.
+        lock_wait = 0.0
+        plan = mig.plan(migrations, migrator.read_history(locked=False), settings.plan_options())
+        if plan.steps and not check_mode:
+            lock_wait = migrator.acquire_lock()
+            plan = mig.plan(migrations, migrator.read_history(locked=True), settings.plan_options())
         scripts = {id(s.step): s for s in prepare_all(plan.steps, settings.placeholders, migrations)}
         result: dict[str, Any] = {
             "changed": plan.changed,
@@ -1001,9 +1205,7 @@ def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
             result.update(mig.applied_result([]))
             return result
         migrator.ensure_history_table()
-        for step in plan.steps:
-            script = scripts.get(id(step))
-            applied.append(migrator.run_script_retrying(script) if script else migrator.run_bookkeeping(step))
+        run_steps(migrator, plan.steps, scripts, applied)
         result.update(mig.applied_result(applied, settings.applied_detail))
         return result
     except DbopsError as exc:

@@ -220,7 +220,9 @@ plan:
   description:
     - The ordered steps of the plan with the C(commands) of each. In check mode nothing ran.
     - C(resume_after) says how many commands of a failed migration already ran and are skipped.
-  returned: always
+    - Outside check mode the steps that ran are in RV(applied) (compact for big runs, see
+      O(applied_detail)) and not repeated here.
+  returned: in check mode, and when there is nothing to do
   type: list
   elements: dict
 pending:

@@ -18,7 +18,9 @@ description:
     that does not follow these names, two files with the same version, or an undo file without
     its versioned file fail the task before anything runs."
   - Each migration runs in its own transaction together with its history row, so a failed or
-    interrupted migration leaves the database exactly as before it. A script whose first line is
+    interrupted migration leaves the database exactly as before it. Consecutive transactional
+    migrations travel several per message (at most 50, 1 MiB), each still its own transaction;
+    after a failure the ones before it stay applied and recorded. A script whose first line is
     C(-- dbops:transaction=off) runs statement by statement in autocommit instead (needed for
     C(CREATE INDEX CONCURRENTLY)); if it fails it is recorded as failed and blocks later runs
     until O(repair=true).

@@ -5,6 +5,11 @@ at a random moment while it migrates, checks that every migration is either full
 its history row or not at all, then runs again and checks that everything ends up applied
 exactly once. Every fourth trial goes through the real module (ansible-playbook); the others
 run the module's code in a plain Python process, which starts faster.
+
+The migrations are transactional and fewer than a batch, so all of them travel in one message:
+a kill mid-run is a kill mid-batch. The killed runner's server session goes on with its message
+until its next migration finds the advisory lock gone; a runner started at once (every other
+trial) must neither race it nor apply anything twice.
 """
 
 from __future__ import annotations
@@ -111,7 +116,8 @@ def test_sigkill_at_random_points_never_half_applies(ansible, pg_server, tmp_pat
     duration = time.monotonic() - started
     assert check_consistent(pg_server, calibration) == MIGRATIONS
 
-    interrupted = 0
+    assert MIGRATIONS <= pm.BATCH_MAX_VERSIONS  # one message: every kill mid-run is mid-batch
+    interrupted = mid_batch = 0
     for trial in range(TRIALS):
         db = pg_server.create_database("kill")
         through_module = trial % 4 == 0
@@ -139,7 +145,10 @@ def test_sigkill_at_random_points_never_half_applies(ansible, pg_server, tmp_pat
         if applied is None:
             applied = MIGRATIONS - len(result["applied"])
         interrupted += applied < MIGRATIONS
+        mid_batch += 0 < applied < MIGRATIONS
         pg_server.query(f'DROP DATABASE "{db}" WITH (FORCE)')
-    print(f"SIGKILL trials: {TRIALS}, interrupted mid-run: {interrupted}, seed {seed}")
+    print(f"SIGKILL trials: {TRIALS}, interrupted mid-run: {interrupted}, after some versions of the"
+          f" batch committed: {mid_batch}, seed {seed}")
     # The kills must have landed mid-run most of the time, or the test proves little.
     assert interrupted >= TRIALS // 2, f"only {interrupted} of {TRIALS} kills interrupted a run (seed {seed})"
+    assert mid_batch >= 1, f"no kill landed after part of the batch had committed (seed {seed})"

@@ -252,3 +252,33 @@ def test_diff_shows_the_steps_left_out_of_a_compact_result():
     assert after == ("version: 10\n# apply V1__x.sql\n# apply V2__x.sql\n"
                      "# ... 6 more steps (applied_detail=full lists them)\n"
                      "# apply V9__x.sql\n# apply V10__x.sql\n")
+
+
+def test_batch_groups_keep_order_and_bounds():
+    # None runs alone and splits the batches around it.
+    assert pm.batch_groups([1, 1, None, 1, 1, 1], max_count=10, max_bytes=100) == [[0, 1], [2], [3, 4, 5]]
+    assert pm.batch_groups([1] * 5, max_count=2, max_bytes=100) == [[0, 1], [2, 3], [4]]
+    assert pm.batch_groups([60, 50, 40, 10], max_count=10, max_bytes=100) == [[0], [1, 2, 3]]
+    # A migration bigger than the byte bound goes alone, never dropped.
+    assert pm.batch_groups([500, 1, 1], max_count=10, max_bytes=100) == [[0], [1, 2]]
+    assert pm.batch_groups([None, None], max_count=10, max_bytes=100) == [[0], [1]]
+    assert pm.batch_groups([]) == []
+    flat = [i for group in pm.batch_groups([3, None, 7, 7, 7, None, 1] * 30, max_count=4, max_bytes=15)
+            for i in group]
+    assert flat == list(range(210))
+
+
+def test_batched_transaction_message_checks_the_lock_after_the_history_lock():
+    statements = pm._pg_script.split("CREATE TABLE t (id int);", "V1__t.sql")
+    guard = pm.batch_guard(4242, (7, 9))
+    assert "pid = 4242 AND classid = 7::bigint::oid AND objid = 9::bigint::oid" in guard
+    assert f"set_config('{pm.STARTED_SETTING}', clock_timestamp()::text, true)" in guard
+    message = pm.transaction_message('"public"."h"', statements, "INSERT INTO h VALUES (1)", guard=guard)
+    assert message.text.startswith('BEGIN;\nLOCK TABLE "public"."h" IN SHARE ROW EXCLUSIVE MODE;\n' + guard)
+    assert message.text.endswith("INSERT INTO h VALUES (1);\nCOMMIT;")
+    start, end, _statement, number = message.spans[0]
+    assert message.text[start:end] == "CREATE TABLE t (id int);" and number == 1
+    # An error in the guard is reported as happening while locking, not in the migration.
+    assert message.prefix_end == start
+    assert message.locate_failure("CREATE TABLE t (id int);", len("BEGIN;\n") + 40) == (
+        " while locking the history table")
