@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 ## pytest-xdist workers for the integration targets (each worker starts its own servers; 0 = none).
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo demo-clean demo-test setup setup-pg integration-matrix integration-all-majors lint ruff ansible-lint argument-specs changelog-lint docs-check docs-lint alert-rules docs build ee-check sanity unit integration molecule test bench
+.PHONY: demo demo-clean demo-test molecule-and-demo static setup setup-pg integration-matrix integration-all-majors lint ruff ansible-lint argument-specs changelog-lint docs-check docs-lint alert-rules docs build ee-check sanity unit integration molecule test bench
 
 ## The demo: install, start the container dbops-demo, run site.yml and migrate.yml against
 ## inventories/local, print the status. Again: 0 changed. demo-clean removes the container.
@@ -112,8 +112,24 @@ integration-all-majors: setup setup-pg
 molecule: setup
 	bash scripts/molecule_all.sh
 
-## The full suite, in order. CI runs exactly this.
-test: setup lint sanity unit integration integration-matrix molecule demo-test
+## Molecule lanes: 2 runs the scenarios (and, in molecule-and-demo, the demo test) in two lanes at
+## once; scenarios that share a container name share a lane (scripts/molecule_all.sh).
+MOLECULE_LANES ?= 2
+
+## Every Molecule scenario and `make demo-test`, in $(MOLECULE_LANES) lanes; the output of each in one
+## piece when it ends, then a summary of the times. Fails if any of them fails.
+molecule-and-demo: setup
+	DBOPS_MOLECULE_LANES=$(MOLECULE_LANES) DBOPS_MOLECULE_DEMO=1 bash scripts/molecule_all.sh
+
+## The checks that need no server (lint, sanity, unit), two at a time, each target's output kept
+## together (--output-sync); -k given to `make test` reaches this make too.
+STATIC_JOBS ?= 2
+static: setup
+	$(MAKE) --no-print-directory --output-sync=target -j$(STATIC_JOBS) lint sanity unit
+
+## The full suite. CI runs exactly this. The server tests run one target at a time (each
+## fills both cores itself); see docs/development.md for what runs where and its cost.
+test: setup static integration integration-matrix molecule-and-demo
 
 ## Benchmarks (after make setup): install the peer tools (pinned, idempotent; scripts/bench_peers.sh), then compare
 ## pg_migrate with them (see docs/benchmarks.md).
