@@ -9,11 +9,12 @@
 #   MOLECULE_COMMAND=converge scripts/molecule_all.sh postgresql   # keep the container
 #
 # Lanes: with DBOPS_MOLECULE_LANES=2 the scenarios run in two lanes at the same time. Scenarios whose
-# containers have the same name (the single-host ones are all `instance`; e2e and cluster both have
-# `pg1`) always share a lane and run in the given order there; such groups are placed, largest
-# first by number of hosts, in the lane with fewer hosts. Each scenario's output goes to
-# .cache/molecule-logs/<scenario>.log and is printed in one piece when the scenario ends, followed
-# by its time; the run fails if any scenario fails. With 1 lane (default) the output streams.
+# containers have the same name (the single-host ones are all `instance`) always share a lane and
+# run in the given order there; such groups are placed, longest first, in the lane with less work,
+# by each scenario's time in the last clean-clone run (SECONDS below; 150 s per host if unknown).
+# Each scenario's output goes to .cache/molecule-logs/<scenario>.log and is printed in one piece
+# when the scenario ends, followed by its time; the run fails if any scenario fails. With 1 lane
+# (default) the output streams.
 #
 # Env: DBOPS_MOLECULE_CACHE (default .cache/molecule): apt and pip download caches;
 #      DBOPS_VENV (default .venv of this checkout, made by scripts/setup.sh) whose bin/ has molecule,
@@ -40,7 +41,7 @@ export ANSIBLE_COLLECTIONS_PATH="$here/.build/collections"
 export DBOPS_MOLECULE_CACHE="${DBOPS_MOLECULE_CACHE:-$here/.cache/molecule}"
 mkdir -p "$DBOPS_MOLECULE_CACHE/apt/partial" "$DBOPS_MOLECULE_CACHE/apt-pg1/partial" \
   "$DBOPS_MOLECULE_CACHE/apt-mongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-pg2/partial" "$DBOPS_MOLECULE_CACHE/apt-pg3/partial" "$DBOPS_MOLECULE_CACHE/pip" \
-  "$DBOPS_MOLECULE_CACHE/apt-bpg1/partial" "$DBOPS_MOLECULE_CACHE/apt-bmongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-brepo1/partial"
+  "$DBOPS_MOLECULE_CACHE/apt-bpg1/partial" "$DBOPS_MOLECULE_CACHE/apt-e2e-pg1/partial" "$DBOPS_MOLECULE_CACHE/apt-e2e-mongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-bmongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-brepo1/partial"
 
 "$here/scripts/build_test_image.sh"
 
@@ -90,7 +91,10 @@ for s in scenarios:
     touching = [g for g in groups if any(set(hosts[s]) & set(hosts[o]) for o in g)]
     merged = [o for g in touching for o in g] + [s]
     groups = [g for g in groups if g not in touching] + [sorted(merged, key=scenarios.index)]
-weight = lambda g: sum(len(hosts[s]) for s in g)
+# Seconds each scenario took in the last clean-clone `make test` (sequential): the lanes' balance.
+SECONDS = {"postgresql": 148, "mongodb": 224, "db_monitoring": 144, "db_backup": 189, "e2e": 356,
+           "backup_repo": 507, "cluster": 651, "demo": 302}
+weight = lambda g: sum(SECONDS.get(s, 150 * len(hosts[s])) for s in g)
 lanes = [[], []]
 for g in sorted(groups, key=weight, reverse=True):
     min(lanes, key=lambda lane: sum(weight([s]) for s in lane)).extend(g)
