@@ -90,6 +90,8 @@ def _job_families() -> list[Metric]:
         _family("dbops_backup_last_failure_timestamp_seconds", "When a backup attempt last failed."),
         _family("dbops_backup_duration_seconds", "Duration of the last backup attempt."),
         _family("dbops_backup_size_bytes", "Size of the last successful backup."),
+        _family("dbops_backup_other_node",
+                "1 when the job runs on another node of the cluster (its `from`), 0 when it runs here."),
     ]
 
 
@@ -143,10 +145,17 @@ def job_metrics(log: dict[str, Any], now: float) -> tuple[list[Metric], set[Labe
     m = {f.name: f for f in families}
     touched: set[Labels] = set()
     for entry in log.get("backups") or []:
+        labels = {"engine": str(entry.get("engine")), "database": str(entry.get("database"))}
+        if entry.get("other_node"):
+            # this node no longer takes the job (a switchover): drop its last result, keep the
+            # carried-over timestamps as history, and say why they age (the alerts skip it)
+            touched.add(tuple(sorted(labels.items())))
+            m["dbops_backup_other_node"].add(1, **labels)
+            continue
         if entry.get("skipped"):
             continue
-        labels = {"engine": str(entry.get("engine")), "database": str(entry.get("database"))}
         touched.add(tuple(sorted(labels.items())))
+        m["dbops_backup_other_node"].add(0, **labels)
         ok = bool(entry.get("ok"))
         m["dbops_backup_last_run_timestamp_seconds"].add(now, **labels)
         m["dbops_backup_success"].add(ok, **labels)

@@ -209,6 +209,9 @@ def run_restic(settings: dict[str, Any], args: list[str], action: str, *, cwd: s
         reason = restic_error(proc.stderr)
         if "wrong password" in reason:
             reason += f" (password_file {settings['password_file']})"
+        if "SSH_FX_FAILURE" in reason:  # SFTP (version 3) has no "disk full" status: say what it hides
+            reason += (" (the SFTP server refused a write: usually a full disk or a quota on the "
+                       "repository host)")
         raise DbopsError(f"{action}: {reason}", returncode=proc.returncode)
     return proc.stdout
 

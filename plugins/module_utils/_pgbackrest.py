@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._health import human_bytes
 
 DEFAULT_CONFIG = "/etc/pgbackrest/pgbackrest.conf"
 STANZA_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -362,6 +363,28 @@ def directory_state(path: str) -> str:
     return "empty" if not os.listdir(path) else "non-empty"
 
 
+def free_bytes(path: str) -> int | None:
+    """Space an unprivileged user may fill on the file system that holds ``path`` (or would hold it:
+    the nearest existing parent); None when it cannot be read."""
+    probe = path
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def check_free_space(data_directory: str, needed: int | None, free: int | None) -> None:
+    """A scratch restore that cannot fit is refused before it writes anything (a full disk halfway
+    through leaves a half-restored copy to remove and an error that names a file, not the cause)."""
+    if needed is None or free is None or free >= needed:
+        return
+    raise DbopsError(f"restore into {data_directory}: the backup needs {human_bytes(needed)} and the file "
+                     f"system holds {human_bytes(free)} free (nothing was changed)")
+
+
 def running_postmaster(data_directory: str) -> int | None:
     """The PID of a live postmaster owning ``data_directory`` (from postmaster.pid), else None."""
     pid_file = os.path.join(data_directory, "postmaster.pid")
@@ -525,6 +548,10 @@ def plan_restore(binary: str, config: str, stanza: str, *, data_directory: str, 
     raw, view = read_one_stanza(binary, config, stanza)
     validate_target(target, view)
     backup = choose_backup(raw, target)
+    if mode == "scratch":
+        size = (backup.get("info") or {}).get("size")
+        check_free_space(data_directory, int(size) if isinstance(size, int) else None,
+                         free_bytes(data_directory))
     argv = restore_argv(binary, config, stanza, data_directory=data_directory, mode=mode, target_time=target,
                         target_action=target_action, backup_set=backup["label"])
     return {

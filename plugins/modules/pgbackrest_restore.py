@@ -15,7 +15,8 @@ description:
     unknown stanza, a repository pgBackRest cannot decrypt (wrong passphrase), a target time before
     the oldest restorable backup's end or after the newest archived WAL segment, a time without a
     time zone, a running postmaster in O(data_directory), and in O(mode=scratch) a directory that is
-    not empty or overlaps a data directory named in the configuration (C(pgN-path)).
+    not empty, overlaps a data directory named in the configuration (C(pgN-path)), or sits on a file
+    system with less free space than the backup's size.
   - A scratch restore that fails removes what it wrote. The restored cluster is not started; recovery
     runs when it is (see M(dbops.datastores.pg_pitr_drill) for a restore that is started and checked).
 options:

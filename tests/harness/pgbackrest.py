@@ -121,14 +121,34 @@ def chown_to_cluster_user(path: Path) -> None:
             os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
+def mount_tmpfs(path: Path, size: str) -> None:
+    """A tmpfs of ``size`` (mount's syntax, e.g. ``8m``) on ``path``; OSError when this host cannot mount."""
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0750", "tmpfs", str(path)],
+                             check=False, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        raise OSError(f"cannot mount a {size} tmpfs on {path}: {mounted.stderr.strip()}")
+
+
+def unmount(path: Path) -> None:
+    if os.path.ismount(path):
+        subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
 def start_stanza(major: int = pg_harness.DEFAULT_MAJOR, settings: dict[str, str] | None = None,
-                 archive: bool = True) -> PgbrStanza:
-    """A cluster with ``archive_command = pgbackrest archive-push`` and a created stanza (no backup yet)."""
+                 archive: bool = True, repo_size: str | None = None) -> PgbrStanza:
+    """A cluster with ``archive_command = pgbackrest archive-push`` and a created stanza (no backup yet);
+    with ``repo_size`` the repository is a tmpfs of that size (OSError when it cannot be mounted)."""
     base = Path(tempfile.mkdtemp(prefix="dbops-pgbr-"))
     base.chmod(0o755)
     repo, logs, locks, spool, scratch = (base / n for n in ("repo", "log", "lock", "spool", "scratch"))
     for d in (repo, logs, locks, spool, scratch):
         d.mkdir(mode=0o750)
+    if repo_size:
+        try:
+            mount_tmpfs(repo, repo_size)
+        except OSError:
+            shutil.rmtree(base, ignore_errors=True)
+            raise
     config = base / "pgbackrest.conf"
     passphrase = secrets.token_urlsafe(24)
     write_config(config, repo=repo, stanza=STANZA, passphrase=passphrase, pg_path=None, pg_port=None,
@@ -143,7 +163,11 @@ def start_stanza(major: int = pg_harness.DEFAULT_MAJOR, settings: dict[str, str]
     if not archive:
         conf.pop("archive_command")
     conf.update(settings or {})
-    server = pg_harness.start_cluster(settings=conf, major=major)
+    try:
+        server = pg_harness.start_cluster(settings=conf, major=major)
+    except BaseException:
+        unmount(repo)
+        raise
     assert server.datadir is not None and server.socket_dir is not None
     write_config(config, repo=repo, stanza=STANZA, passphrase=passphrase, pg_path=server.datadir,
                  pg_port=server.port, socket_dir=server.socket_dir, log_dir=logs, lock_dir=locks,
@@ -161,6 +185,7 @@ def start_stanza(major: int = pg_harness.DEFAULT_MAJOR, settings: dict[str, str]
 
 def stop_stanza(stanza: PgbrStanza) -> None:
     pg_harness.stop_cluster(stanza.server)
+    unmount(stanza.repo)
     shutil.rmtree(stanza.base, ignore_errors=True)
 
 

@@ -314,3 +314,43 @@ def test_status_playbook_shows_the_newest_offhost_copy_and_its_age(ansible, loca
     age = int(line.split("(")[1].split()[0])
     assert line.startswith(f"Off-host copies of mongodb shop: 1, newest {backup_id} (")
     assert 7200 <= age < 7800, shown
+
+
+def test_a_full_offhost_disk_fails_the_copy_loudly_and_the_next_run_catches_up(
+        pg_server, pg_db, sftp_server, sftp_offhost, tmp_path):
+    bk.create_pg_seed(pg_server, pg_db, rows=50)
+    # ~3 MB of random bytes: incompressible, larger than the off-host disk
+    pg_server.query("CREATE TABLE blob AS SELECT decode(md5(random()::text) || md5(random()::text), 'hex') "
+                    "AS b FROM generate_series(1, 100000)", dbname=pg_db)
+    disk = tmp_path / "small"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a 1 MB tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        offhost = {**sftp_offhost, "repository": sftp_server.repository(str(disk / "repo"))}
+        root, config = _config(tmp_path, {"postgres": pg_server.params(), "offhost": offhost,
+                                          "backups": [{"engine": "postgresql", "database": pg_db}]})
+        code, line = _run("run", "--config", str(config))
+        assert code == 1, line
+        assert line["ok"] is False and line["backups"][0]["ok"] is True  # the local backup completes
+        first = line["backups"][0]["id"]
+        assert bk.entries(root) == [first]
+        assert line["offhost"]["ok"] is False
+        assert line["offhost"]["error"].startswith("copy "), line["offhost"]
+        # SFTP version 3 reports the server's ENOSPC as a bare failure: the message says what it means
+        assert line["offhost"]["error"].endswith(
+            '(SSH_FX_FAILURE) (the SFTP server refused a write: usually a full disk or a quota on the '
+            'repository host)'), line["offhost"]
+
+        # space again: restic's repository is intact and the next run copies what is missing
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        _restic(offhost, "check")
+        code, line = _run("run", "--config", str(config), "--ignore-min-interval")
+        assert code == 0, line
+        second = line["backups"][0]["id"]
+        assert [c["id"] for c in line["offhost"]["copied"]] == [first, second]
+        _restic(offhost, "check")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -172,3 +172,24 @@ def test_offhost_newest_copy_gauge_survives_an_unreachable_repository(tmp_path):
     assert offhost[key("dbops_backup_offhost_newest_timestamp_seconds", **pg)] == 9400  # kept: still true
     assert bm.failures(down) == [{"step": "offhost", "engine": "", "database": "",
                                   "error": "list off-host copies in R: EOF"}]
+
+
+def test_a_job_skipped_for_another_node_reports_other_node_not_a_stale_success(tmp_path):
+    # After a switchover the former primary skips the job (`from: primary`): its file says so, the
+    # last success stays as history, and the success/run gauges of the job no longer claim a result.
+    bm.write_metrics(str(tmp_path), _log(), 0, now=1000.0)
+    jobs = samples(tmp_path / "dbops_backup_jobs.prom")
+    pg = {"engine": "postgresql", "database": "app"}
+    assert jobs[key("dbops_backup_other_node", **pg)] == 0
+    skipped = {"command": "run", "duration_s": 1, "backups": [
+        {"engine": "postgresql", "database": "app", "ok": True, "other_node": True,
+         "skipped": "back up database app: this node is a standby; the job runs on the primary"}]}
+    bm.write_metrics(str(tmp_path), skipped, 0, now=90000.0)
+    jobs = samples(tmp_path / "dbops_backup_jobs.prom")
+    assert jobs[key("dbops_backup_other_node", **pg)] == 1
+    assert jobs[key("dbops_backup_last_success_timestamp_seconds", **pg)] == 1000  # history kept
+    assert key("dbops_backup_success", **pg) not in jobs
+    assert key("dbops_backup_last_run_timestamp_seconds", **pg) not in jobs
+    mongo = {"engine": "mongodb", "database": "shop"}
+    assert jobs[key("dbops_backup_last_run_timestamp_seconds", **mongo)] == 1000  # untouched job kept
+    assert key("dbops_backup_other_node", engine="mongodb", database="later") not in jobs  # missing db

@@ -291,3 +291,15 @@ def test_remove_scratch_keeps_a_directory_that_existed(tmp_path):
     (data / "x").write_text("")
     _pgbackrest.remove_scratch(str(data), existed=False)
     assert not data.exists()
+
+
+def test_check_free_space_refuses_a_scratch_restore_that_cannot_fit(tmp_path):
+    _pgbackrest.check_free_space("/srv/copy", 10 * 1024 * 1024, 10 * 1024 * 1024)  # just fits
+    _pgbackrest.check_free_space("/srv/copy", None, 5)  # size unknown: pgBackRest decides
+    _pgbackrest.check_free_space("/srv/copy", 5, None)  # free space unknown
+    with pytest.raises(DbopsError) as err:
+        _pgbackrest.check_free_space("/srv/copy", 30 * 1024 * 1024, 3 * 1024 * 1024)
+    assert err.value.msg == ("restore into /srv/copy: the backup needs 30.0 MiB and the file system holds "
+                             "3.0 MiB free (nothing was changed)")
+    # an absent directory is measured on its nearest existing parent
+    assert _pgbackrest.free_bytes(str(tmp_path / "a" / "b")) == _pgbackrest.free_bytes(str(tmp_path)) > 0
