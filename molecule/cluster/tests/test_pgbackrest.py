@@ -25,6 +25,13 @@ def test_point_in_time_restore_kept_the_marker_before_the_target_only():
         assert psql(name, "SELECT string_agg(name, ',' ORDER BY name) FROM pitr_markers", "appdb") == "before"
 
 
+def test_no_recovery_target_left_on_any_node():
+    # pg1's restore wrote one; a base backup of pg1 would have carried it to the rebuilt standbys
+    for name, host in DB.items():
+        auto = host.file(f"{DATA_DIR}/postgresql.auto.conf").content_string
+        assert "recovery_target" not in auto, (name, auto)
+
+
 def test_backup_from_a_standby_in_the_repository_log():
     log = REPO.check_output("cat /var/log/pgbackrest/main-backup.log")
     assert "backup-standby" in log
