@@ -8,7 +8,8 @@ are unit-tested without a server:
 
 - ``none``: already a standby (``standby.signal``) of the same system as the primary;
 - ``rebuild``: nothing worth keeping (no cluster yet, or a cluster the role created for this
-  standby and never used), or the operator allowed it;
+  standby and never used), or the operator allowed it; or the operator asked for it (a standby of
+  a primary restored to an earlier point in time: same system, but its timeline cannot follow);
 - ``refuse``: a data directory that is not a standby of this primary and holds data.
 """
 
@@ -70,12 +71,22 @@ def parse_system_identifier(controldata: str) -> str:
 
 
 def decide_standby(local: LocalState, primary_system_identifier: str | None,
-                   allow_rebuild: bool) -> Decision:
-    """Decide whether a standby's data directory is kept, rebuilt or must not be touched."""
+                   allow_rebuild: bool, force_rebuild: bool = False) -> Decision:
+    """Decide whether a standby's data directory is kept, rebuilt or must not be touched.
+
+    ``force_rebuild`` rebuilds even a standby of the primary's system: after a point-in-time
+    restore of the primary the standbys have replayed past the new timeline's fork point.
+    """
     if not local.initialized:
         return Decision("rebuild", f"{local.data_directory} holds no cluster yet")
     if local.new_cluster_marker:
         return Decision("rebuild", f"{local.data_directory} is the empty cluster created for this standby")
+    if force_rebuild:
+        return Decision(
+            "rebuild",
+            f"{local.data_directory} holds system {local.system_identifier}; a rebuild was requested "
+            "(postgresql_replication_force_rebuild)",
+        )
     same_system = (
         primary_system_identifier is not None
         and local.system_identifier == primary_system_identifier

@@ -39,6 +39,12 @@ options:
     description: Allow a rebuild of a data directory that is not a standby of the primary.
     type: bool
     default: false
+  force_rebuild:
+    description:
+      - Decide C(rebuild) for any existing data directory, even a standby of the primary's system
+        (after a point-in-time restore of the primary its standbys cannot follow the new timeline).
+    type: bool
+    default: false
   decide:
     description:
       - Return a decision. Without it (on the primary itself) only RV(local) is returned.
@@ -112,6 +118,7 @@ def main() -> None:
         primary_system_identifier={"type": "str"},
         passfile={"type": "path", "no_log": False},
         allow_rebuild={"type": "bool", "default": False},
+        force_rebuild={"type": "bool", "default": False},
         decide={"type": "bool", "default": True},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -125,7 +132,9 @@ def main() -> None:
             result["primary"] = _pg_replication.identify_primary(params, params["passfile"])
             primary_sysid = result["primary"]["system_identifier"]
         if params["decide"]:
-            decision = _pg_replication.decide_standby(local, primary_sysid, params["allow_rebuild"])
+            decision = _pg_replication.decide_standby(
+                local, primary_sysid, params["allow_rebuild"], params["force_rebuild"]
+            )
             result["decision"] = decision.as_dict()
     except DbopsError as exc:
         fail_from_error(module, exc, **result)

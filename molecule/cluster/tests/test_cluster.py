@@ -29,9 +29,9 @@ def test_exactly_one_primary_and_two_streaming_standbys():
     assert streaming.stdout.split() == ["pg1:streaming", "pg2:streaming"]
     slots = psql(PRIMARY, "SELECT slot_name || ':' || active FROM pg_replication_slots ORDER BY 1")
     assert slots.stdout.split() == ["pg1:true", "pg2:true"]
-    # two promotions: pg2 (switchover) and pg3 (failover)
+    # three promotions: pg1 (point-in-time restore), pg2 (switchover) and pg3 (failover)
     timeline = psql(PRIMARY, "SELECT timeline_id FROM pg_control_checkpoint()").stdout.strip()
-    assert int(timeline) == 3, timeline
+    assert int(timeline) == 4, timeline
     primary_address = HOSTS[PRIMARY].run("hostname -I").stdout.split()[0]
     for name in STANDBYS:
         # pg2 came back as a stale primary and was rewound: it streams from pg3 like pg1

@@ -37,6 +37,12 @@ def test_replication_info_keeps_a_standby_and_refuses_other_data(ansible, pg_pai
     assert kept["local"]["cluster_state"] == "in archive recovery"
     assert kept["local"]["checkpoint_lsn"]
     assert kept["primary"]["system_identifier"] == kept["local"]["system_identifier"]
+    # the same healthy standby, rebuilt on request (pitr_restore.yml, after the primary's restore)
+    forced = ansible.module("pg_replication_info",
+                            {"data_directory": str(standby.datadir), "force_rebuild": True, **common})
+    assert forced["changed"] is False
+    assert forced["decision"]["action"] == "rebuild"
+    assert "postgresql_replication_force_rebuild" in forced["decision"]["reason"]
 
     # The primary's own directory: same system, not a standby (what a former primary looks like).
     former = ansible.module("pg_replication_info", {"data_directory": str(primary.datadir), **common})

@@ -26,6 +26,17 @@ def test_a_standby_of_the_primary_is_kept():
     assert _pg_replication.decide_standby(state(), PRIMARY, allow_rebuild=True).action == "none"
 
 
+def test_force_rebuild_rebuilds_even_a_standby_of_the_primary():
+    # after a point-in-time restore of the primary: same system, but a timeline it cannot follow
+    decision = _pg_replication.decide_standby(state(), PRIMARY, allow_rebuild=True, force_rebuild=True)
+    assert decision.action == "rebuild"
+    assert "postgresql_replication_force_rebuild" in decision.reason
+    assert _pg_replication.decide_standby(state(sysid=OTHER, standby=False), PRIMARY, False,
+                                          force_rebuild=True).action == "rebuild"
+    # without it the same standby is kept
+    assert _pg_replication.decide_standby(state(), PRIMARY, True, force_rebuild=False).action == "none"
+
+
 def test_an_empty_directory_and_the_roles_own_new_cluster_are_rebuilt():
     assert _pg_replication.decide_standby(state(initialized=False, standby=False), PRIMARY,
                                           False).action == "rebuild"
