@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from ansible_collections.dbops.datastores.plugins.module_utils._mongodb_migrate import EXTENSIONS
+from ansible_collections.dbops.datastores.plugins.module_utils._migration_extensions import MONGODB_EXTENSIONS
 from ansible_collections.dbops.datastores.plugins.plugin_utils._migration_files import MigrationAction
 
 
 class ActionModule(MigrationAction):
     MODULE = "dbops.datastores.mongodb_migrate"
-    EXTENSIONS = EXTENSIONS
+    EXTENSIONS = MONGODB_EXTENSIONS

@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-from ansible_collections.dbops.datastores.plugins.module_utils._pg_migrate import EXTENSIONS
+from ansible_collections.dbops.datastores.plugins.module_utils._migration_extensions import PG_EXTENSIONS
 from ansible_collections.dbops.datastores.plugins.plugin_utils._migration_files import MigrationAction
 
 
 class ActionModule(MigrationAction):
     MODULE = "dbops.datastores.pg_migrate"
-    EXTENSIONS = EXTENSIONS
+    EXTENSIONS = PG_EXTENSIONS

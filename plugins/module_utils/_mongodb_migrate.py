@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _migrations as core
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError, MissingDriverError
+from ansible_collections.dbops.datastores.plugins.module_utils._migration_extensions import MONGODB_EXTENSIONS
 
 try:
     import yaml
@@ -66,7 +67,7 @@ except ImportError:  # pragma: no cover - pymongo missing is reported by _mongod
     json_util = None
     BSONError = ValueError  # never raised: without bson, Extended JSON is left as it is
 
-EXTENSIONS = ("yml", "yaml", "json")
+EXTENSIONS = MONGODB_EXTENSIONS
 DOC_KEYS = {"transaction", "up", "down"}
 
 

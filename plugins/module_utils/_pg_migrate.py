@@ -47,8 +47,9 @@ from ansible_collections.dbops.datastores.plugins.module_utils import _migration
 from ansible_collections.dbops.datastores.plugins.module_utils import _pg_script
 from ansible_collections.dbops.datastores.plugins.module_utils import _postgres as pg
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._migration_extensions import PG_EXTENSIONS
 
-EXTENSIONS = ("sql",)
+EXTENSIONS = PG_EXTENSIONS
 DEFAULT_HISTORY_TABLE = "dbops_schema_history"
 LOCK_CLASS_ID = 0x64626F70  # "dbop": first key of the two-key advisory lock
 _DIRECTIVE = re.compile(r"^--\s*dbops:\s*([A-Za-z_]+)\s*=\s*(\S+)\s*$")
