@@ -109,13 +109,15 @@ def test_rolling_restart_restarted_each_server(host, service):
 
 def test_health_report_covers_both_hosts():
     entries = {e["host"]: e for e in json.loads((EPHEMERAL / "health.json").read_text())}
-    assert {(h, e["engine"]) for h, e in entries.items()} == {("e2e-pg1", "postgresql"), ("e2e-mongo1", "mongodb")}
+    expected = {("e2e-pg1", "postgresql"), ("e2e-mongo1", "mongodb")}
+    assert {(h, e["engine"]) for h, e in entries.items()} == expected
     for entry in entries.values():
         assert entry["error"] is None and entry["health"]["score"] is not None, entry
         assert entry["backup"]["stale"] is False, entry["backup"]
     assert entries["e2e-pg1"]["health"]["migrations"][0]["version"] == "010"
     page = (EPHEMERAL / "health.html").read_text()
-    assert "End-to-end scenario" in page and 'data-host="e2e-pg1"' in page and 'data-host="e2e-mongo1"' in page
+    assert "End-to-end scenario" in page
+    assert 'data-host="e2e-pg1"' in page and 'data-host="e2e-mongo1"' in page
     secrets = vault()
     assert not any(value in page for value in secrets.values())
 
