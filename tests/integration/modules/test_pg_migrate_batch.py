@@ -36,8 +36,8 @@ def backends(pg_server, db):
                            " AND application_name LIKE 'dbops pg_migrate%%'", (db,))[0][0]
 
 
-def test_failure_mid_batch_keeps_the_versions_before_it_and_nothing_after(ansible, pg_server, pg_db,
-                                                                           tmp_path):
+def test_failure_mid_batch_keeps_the_versions_before_it_and_nothing_after(
+        ansible, pg_server, pg_db, tmp_path):
     files = {f"V{n}__t{n}.sql": f"CREATE TABLE t{n} (id int);\nINSERT INTO t{n} VALUES ({n});\n"
              for n in range(1, 7)}
     files["V4__t4.sql"] = "CREATE TABLE t4 (id int);\nINSERT INTO t4 VALUES (4);\nSELEC 1;\n"
