@@ -46,7 +46,7 @@ def main() -> None:
             for w in workloads:
                 print(f"\n== {w.name}: {w.n} migrations, {settings}; load {_load()}", flush=True)
                 tools = {"floor, 1 migration per message": bench.floor(w).make,
-                         f"floor, {BATCH} migrations per message": bench.batched_floor(w, BATCH).make}
+                         f"floor, {BATCH} migrations per message": bench.floor(w, BATCH).make}
                 dbmate = bench.dbmate(w)
                 if not isinstance(dbmate, str):
                     tools[dbmate.name] = dbmate.make

@@ -202,34 +202,9 @@ class Bench:
 
     # ---- tools
 
-    def floor(self, w: Workload) -> Tool:
-        s = self.server
-
-        def make(db: str) -> Callable[[], object]:
-            def migrate() -> None:
-                conn = psycopg2.connect(host=s.host, port=s.port, user=s.user, password=s.password,
-                                        dbname=db)
-                conn.autocommit = True
-                sums = {i: hashlib.sha256(p.read_bytes()).hexdigest() for i, p in enumerate(w.files, 1)}
-                with conn.cursor() as cur:
-                    cur.execute("CREATE TABLE IF NOT EXISTS floor_history (version int PRIMARY KEY,"
-                                " checksum text NOT NULL, installed_on timestamptz NOT NULL DEFAULT now())")
-                    cur.execute("SELECT version, checksum FROM floor_history")
-                    applied = dict(cur.fetchall())
-                    for i, path in enumerate(w.files, 1):
-                        if i in applied:
-                            continue
-                        insert = cur.mogrify("INSERT INTO floor_history (version, checksum) VALUES (%s, %s)",
-                                             (i, sums[i])).decode()
-                        cur.execute(f"BEGIN;\n{path.read_text()}\n;{insert}; COMMIT")
-                conn.close()
-            return migrate
-
-        return Tool("floor (psycopg2, one message per migration)", make,
-                    lambda db: self.count(db, "SELECT count(*) FROM floor_history"))
-
-    def batched_floor(self, w: Workload, batch: int = 50) -> Tool:
-        """The floor sending ``batch`` migrations per message, each its own transaction (as pg_migrate)."""
+    def floor(self, w: Workload, batch: int = 1) -> Tool:
+        """The least a client can send: per migration ``BEGIN; <script>; INSERT history; COMMIT``,
+        ``batch`` migrations per message (each still its own transaction, as pg_migrate sends them)."""
         s = self.server
 
         def make(db: str) -> Callable[[], object]:
@@ -255,7 +230,8 @@ class Bench:
                 conn.close()
             return migrate
 
-        return Tool(f"floor (psycopg2, {batch} migrations per message)", make,
+        what = "one message per migration" if batch == 1 else f"{batch} migrations per message"
+        return Tool(f"floor (psycopg2, {what})", make,
                     lambda db: self.count(db, "SELECT count(*) FROM floor_history"))
 
     def pg_migrate_history(self, db: str) -> int:
@@ -373,7 +349,7 @@ class Bench:
         print(f"\n== {w.name}: {w.n} migrations, durability {mode}: {settings}; load average"
               f" {_load()} (the machine is shared: the load is printed next to each number)", flush=True)
         times_ansible: dict[str, list[dict[str, float]]] = {"scratch": [], "noop": []}
-        tools: list[Tool] = [self.floor(w), self.batched_floor(w), self.pg_migrate_in_process(w),
+        tools: list[Tool] = [self.floor(w), self.floor(w, 50), self.pg_migrate_in_process(w),
                              self.pg_migrate_ansible(w, times_ansible)]
         ours = len(tools)
         for peer in PEERS:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.harness import pg as pg_harness
+from tests.harness.proc import mount_tmpfs, unmount
 
 STANZA = "main"
 
@@ -121,19 +122,6 @@ def chown_to_cluster_user(path: Path) -> None:
             os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
 
 
-def mount_tmpfs(path: Path, size: str) -> None:
-    """A tmpfs of ``size`` (mount's syntax, e.g. ``8m``) on ``path``; OSError when this host cannot mount."""
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0750", "tmpfs", str(path)],
-                             check=False, capture_output=True, text=True)
-    if mounted.returncode != 0:
-        raise OSError(f"cannot mount a {size} tmpfs on {path}: {mounted.stderr.strip()}")
-
-
-def unmount(path: Path) -> None:
-    if os.path.ismount(path):
-        subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
-
-
 def start_stanza(major: int = pg_harness.DEFAULT_MAJOR, settings: dict[str, str] | None = None,
                  archive: bool = True, repo_size: str | None = None) -> PgbrStanza:
     """A cluster with ``archive_command = pgbackrest archive-push`` and a created stanza (no backup yet);
@@ -145,7 +133,7 @@ def start_stanza(major: int = pg_harness.DEFAULT_MAJOR, settings: dict[str, str]
         d.mkdir(mode=0o750)
     if repo_size:
         try:
-            mount_tmpfs(repo, repo_size)
+            mount_tmpfs(repo, repo_size, mode="0750")
         except OSError:
             shutil.rmtree(base, ignore_errors=True)
             raise

@@ -6,7 +6,9 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -67,3 +69,23 @@ def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None
                 os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
         time.sleep(0.05)
+
+
+def mount_tmpfs(path: Path | str, size: str, mode: str | None = None) -> None:
+    """A tmpfs of ``size`` (mount's syntax, e.g. ``8m``) on ``path``; OSError when this host cannot mount
+    (tests that need a small disk skip then)."""
+    options = f"size={size}" + (f",mode={mode}" if mode else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                             check=False, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        raise OSError(f"cannot mount a {size} tmpfs on {path}: {mounted.stderr.strip()}")
+
+
+def resize_tmpfs(path: Path | str, size: str) -> None:
+    """Give the tmpfs on ``path`` a new size (free space again)."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True)
+
+
+def unmount(path: Path | str) -> None:
+    if os.path.ismount(path):
+        subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)

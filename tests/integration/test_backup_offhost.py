@@ -17,7 +17,7 @@ import pytest
 
 from tests.harness import backups as bk
 from tests.harness import sftp
-from tests.harness.proc import free_port
+from tests.harness.proc import free_port, mount_tmpfs, resize_tmpfs, unmount
 from tests.harness.runner import REPO_ROOT
 
 TABLE = "message_classifications"  # a table of the PostgreSQL seed
@@ -324,10 +324,10 @@ def test_a_full_offhost_disk_fails_the_copy_loudly_and_the_next_run_catches_up(
                     "AS b FROM generate_series(1, 100000)", dbname=pg_db)
     disk = tmp_path / "small"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a 1 MB tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        mount_tmpfs(disk, "1m")
+    except OSError as exc:
+        pytest.skip(f"needs root to mount a tmpfs: {exc}")
     try:
         offhost = {**sftp_offhost, "repository": sftp_server.repository(str(disk / "repo"))}
         root, config = _config(tmp_path, {"postgres": pg_server.params(), "offhost": offhost,
@@ -345,7 +345,7 @@ def test_a_full_offhost_disk_fails_the_copy_loudly_and_the_next_run_catches_up(
             'repository host)'), line["offhost"]
 
         # space again: restic's repository is intact and the next run copies what is missing
-        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        resize_tmpfs(disk, "64m")
         _restic(offhost, "check")
         code, line = _run("run", "--config", str(config), "--ignore-min-interval")
         assert code == 0, line
@@ -353,4 +353,4 @@ def test_a_full_offhost_disk_fails_the_copy_loudly_and_the_next_run_catches_up(
         assert [c["id"] for c in line["offhost"]["copied"]] == [first, second]
         _restic(offhost, "check")
     finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+        unmount(disk)

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from tests.harness.migrations import write_files as write
 
 V1 = "up:\n  - insert: messages\n    documents: [{_id: 1, storageLevel: hot}, {_id: 2, storageLevel: cold}]\n"
 V1_VERIFY = ("verify:\n  - command: {count: messages, query: {storageLevel: {$exists: false}}}\n"
              "    expect: {n: 0}\n  - command: {count: messages}\n    expect: {n: 2}\n")
 V2_MISSES = "up:\n  - insert: messages\n    documents: [{_id: 3}]\n"
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (directory / name).write_text(content)
-    return directory
 
 
 def history(server, db):

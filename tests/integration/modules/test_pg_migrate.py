@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
+from tests.harness.migrations import public_tables as tables
+from tests.harness.migrations import write_files as write
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURE = REPO / "tests" / "fixtures" / "migrations" / "octopus"
@@ -30,13 +32,6 @@ V009_VIEWS = ["active_alerts_summary", "ai_classifier_daily_summary", "platform_
               "service_health_summary", "storage_efficiency_summary"]
 MESSAGE_COLUMNS = ["compressed_size", "compression_enabled", "content_ref", "original_size", "storage_level"]
 CLASSIFICATION_COLUMNS = ["cache_hit", "classifier_used", "performance_score", "processing_time"]
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (directory / name).write_text(content)
-    return directory
 
 
 def run_tasks(ansible, tasks, *, check=False, diff=False):
@@ -58,11 +53,6 @@ def in_process(pg_server, db, path, **options):
     """Set-up helper: the module's code without ansible (not what the tests assert on)."""
     params = pg_server.params(login_db=db, path=str(path), ssl_mode="disable", **options)
     return pm.migrate(params, check_mode=False)
-
-
-def tables(pg_server, db):
-    return {r[0] for r in pg_server.query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'", dbname=db)}
 
 
 def history(pg_server, db, table="dbops_schema_history"):

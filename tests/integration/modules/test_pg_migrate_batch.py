@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (directory / name).write_text(content)
-    return directory
+from tests.harness.migrations import applied_scripts as history
+from tests.harness.migrations import public_tables as tables
+from tests.harness.migrations import write_files as write
 
 
 def params(pg_server, db, path, **options):
     return pg_server.params(login_db=db, path=str(path), ssl_mode="disable", **options)
-
-
-def history(pg_server, db):
-    return pg_server.query("SELECT script, success FROM dbops_schema_history ORDER BY installed_rank",
-                           dbname=db)
-
-
-def tables(pg_server, db):
-    return {r[0] for r in pg_server.query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'", dbname=db)}
 
 
 def backends(pg_server, db):

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from tests.harness.migrations import applied_scripts as history
+from tests.harness.migrations import public_tables as tables
+from tests.harness.migrations import write_files as write
 
 V1 = "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL CHECK (balance >= 0));\n"
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (directory / name).write_text(content)
-    return directory
 
 
 def migrate(pg_server, db, path) -> DbopsError:
@@ -24,16 +18,6 @@ def migrate(pg_server, db, path) -> DbopsError:
     with pytest.raises(DbopsError) as caught:
         pm.migrate(params, check_mode=False)
     return caught.value
-
-
-def history(pg_server, db):
-    return pg_server.query("SELECT script, success FROM dbops_schema_history ORDER BY installed_rank",
-                           dbname=db)
-
-
-def tables(pg_server, db):
-    return {r[0] for r in pg_server.query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'", dbname=db)}
 
 
 def test_errors_without_a_position_name_their_statement(ansible, pg_server, pg_db, tmp_path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
+from tests.harness.migrations import write_files as write
 
 V1 = "CREATE TABLE messages (id bigint PRIMARY KEY, body text NOT NULL);\n"
 V1_VERIFY = "SELECT id, body FROM messages WHERE false;\n"
@@ -18,13 +18,6 @@ V2_VERIFY = (
     "    'index messages_body_idx is missing';\n"
     "END$$;\n"
 )
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        (directory / name).write_text(content)
-    return directory
 
 
 def args(pg_server, db, path, **options):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import pgbackrest as pgbr_harness
+from tests.harness.proc import mount_tmpfs, resize_tmpfs, unmount
 
 REPO_SIZE = "12m"  # an empty cluster's full backup and its WAL take about 8.5 MB here
 
@@ -93,7 +93,7 @@ def test_full_repository_fails_archiving_and_backup_keeps_the_old_backup_and_cat
         pgbr_harness.stop_copy(copy, sock)
 
     # Space freed: PostgreSQL retries the segments by itself, and the next backup succeeds.
-    subprocess.run(["mount", "-o", "remount,size=96m", str(stanza.repo)], check=True)
+    resize_tmpfs(stanza.repo, "96m")
     # after three failures the archiver sleeps up to 60 s; a new finished segment wakes it sooner
     server.query("SELECT pg_logical_emit_message(false, 'dbops-test', 'wake')")
     server.query("SELECT pg_switch_wal()")
@@ -114,7 +114,7 @@ def test_scratch_restore_onto_a_small_disk_is_refused_and_the_live_directory_unt
     disk = stanza.base / "scratch" / "small"
     disk.mkdir()
     try:
-        pgbr_harness.mount_tmpfs(disk, "4m")
+        mount_tmpfs(disk, "4m", mode="0750")
     except OSError as exc:
         pytest.skip(f"needs root to mount a tmpfs: {exc}")
     try:
@@ -130,13 +130,13 @@ def test_scratch_restore_onto_a_small_disk_is_refused_and_the_live_directory_unt
         assert not target.exists() and os.listdir(disk) == []  # nothing half-restored
 
         # the same disk with enough room: the restore goes through and the copy starts
-        subprocess.run(["mount", "-o", "remount,size=160m", str(disk)], check=True)
+        resize_tmpfs(disk, "160m")
         done = pgbr_harness.run_module_as(ansible, stanza, "pgbackrest_restore",
                                           {"config": str(stanza.config), "stanza": "main",
                                            "data_directory": str(target)})
         assert not done.get("failed"), done.get("msg")
         assert (target / "PG_VERSION").is_file()
     finally:
-        pgbr_harness.unmount(disk)
+        unmount(disk)
     assert _files_digest(live, names) == before
     assert server.query("SELECT count(*) FROM kept") == rows

@@ -4,13 +4,13 @@ maintenance window) and a failing post-check names its assertion."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.harness.proc import mount_tmpfs, unmount
 from tests.harness.runner import REPO_ROOT
 
 MIGRATE = REPO_ROOT / "playbooks" / "migrate.yml"
@@ -59,12 +59,12 @@ def history_exists(pg_server, db):
 def tiny_root(tmp_path):
     root = tmp_path / "tiny_backups"
     root.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(root)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a 1 MB tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        mount_tmpfs(root, "1m")
+    except OSError as exc:
+        pytest.skip(f"needs root to mount a tmpfs: {exc}")
     yield root
-    subprocess.run(["umount", str(root)], check=False)
+    unmount(root)
 
 
 def test_a_backup_root_too_small_refuses_before_dumping(ansible, pg_server, pg_db, tmp_path, tiny_root):
