@@ -344,6 +344,18 @@ def shipped_contents(files: Mapping[str, str] | None, src: str | None) -> dict[s
     return decoded
 
 
+def shipped_summary(params: dict[str, Any]) -> None:
+    """Put a count in place of the shipped files in ``params`` (the module's ``invocation``).
+
+    The files already travelled to the module once; without this, every result would carry them
+    back to the controller in ``invocation.module_args`` (for 1,000 files, 150 KB to encode, send,
+    decode and copy on each run, changed or not).
+    """
+    files = params.get("files")
+    if isinstance(files, Mapping):
+        params["files"] = f"({len(files)} files read from src)"
+
+
 def verify_script(migrations: MigrationSet, step: Step) -> Migration | None:
     """The verify script to run right after ``step`` (only ``apply`` steps have one)."""
     if step.action != ACTION_APPLY or step.version is None:

@@ -114,42 +114,43 @@ def describe_target(kwargs: dict[str, Any]) -> str:
     return f"{kwargs.get('user')}@{host}:{kwargs.get('port')}/{db}"
 
 
-_HINTS: list[tuple[re.Pattern[str], str]] = [
+# Patterns as text: compiled (and cached by re) only when a connection fails, not on every import.
+_HINTS: list[tuple[str, str]] = [
     (
-        re.compile(r"password authentication failed|authentication failed for user", re.I),
+        r"password authentication failed|authentication failed for user",
         "check login_user and login_password",
     ),
     (
-        re.compile(r"no password supplied|fe_sendauth", re.I),
+        r"no password supplied|fe_sendauth",
         "the server requires a password: set login_password (or PGPASSWORD)",
     ),
     (
         # "no encryption" since PostgreSQL 14, "SSL off" in 13.
-        re.compile(r"no pg_hba\.conf entry .* (no encryption|SSL off)", re.I),
+        r"no pg_hba\.conf entry .* (no encryption|SSL off)",
         "the server accepts this client only over TLS: set ssl_mode to require or verify-full",
     ),
     (
-        re.compile(r"server does not support SSL", re.I),
+        r"server does not support SSL",
         "the server has TLS disabled: set ssl_mode to prefer or disable, or enable ssl on the server",
     ),
     (
-        re.compile(r"no pg_hba\.conf entry", re.I),
+        r"no pg_hba\.conf entry",
         "add a pg_hba.conf entry for this client, user and database",
     ),
     (
-        re.compile(r"Connection refused|No such file or directory", re.I),
+        r"Connection refused|No such file or directory",
         "is the server running and listening on that address?",
     ),
     (
-        re.compile(r"timeout expired|could not translate host name|Name or service not known", re.I),
+        r"timeout expired|could not translate host name|Name or service not known",
         "the host is unreachable or does not resolve",
     ),
     (
-        re.compile(r"database \".*\" does not exist", re.I),
+        r"database \".*\" does not exist",
         "create the database first or set login_db",
     ),
     (
-        re.compile(r"certificate|SSL error|sslmode value", re.I),
+        r"certificate|SSL error|sslmode value",
         "check ca_cert, ssl_cert, ssl_key and ssl_mode",
     ),
 ]
@@ -159,7 +160,7 @@ def connect_error_message(error_text: str, target: str) -> str:
     """Turn a libpq error into "connect to PostgreSQL at <target>: <cause> (<hint>)"."""
     lines = [line.strip() for line in str(error_text).strip().splitlines() if line.strip()]
     cause = "; ".join(lines) or "unknown error"
-    hint = next((h for pattern, h in _HINTS if pattern.search(cause)), None)
+    hint = next((h for pattern, h in _HINTS if re.search(pattern, cause, re.I)), None)
     message = f"connect to PostgreSQL at {target}: {cause}"
     return f"{message} ({hint})" if hint else message
 

@@ -275,6 +275,7 @@ def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("path", "src")], mutually_exclusive=[("path", "src")])
     settings = migrate.settings_from_params(module.params)
+    _migrations.shipped_summary(module.params)
     try:
         client = _mongodb.connect(module.params)
     except DbopsError as exc:

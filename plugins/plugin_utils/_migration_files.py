@@ -65,18 +65,13 @@ class MigrationAction(ActionBase):
         if "files" in args:
             raise AnsibleActionFail("files is set by the action plugin from src; set src or path instead")
         src = args.get("src")
-        count = None
         if src not in (None, "") and args.get("path") in (None, ""):
             directory = self._find_needle("files", str(src))
             args["src"] = directory
             args["files"] = read_directory(directory, self.EXTENSIONS)
-            count = len(args["files"])
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
         result = merge_hash(result, self._execute_module(module_name=self.MODULE, module_args=args,
                                                          task_vars=task_vars, wrap_async=wrap_async))
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
-        module_args = result.get("invocation", {}).get("module_args")
-        if count is not None and isinstance(module_args, dict) and "files" in module_args:
-            module_args["files"] = f"({count} files read from src)"
         return result
