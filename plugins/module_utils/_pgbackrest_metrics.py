@@ -156,7 +156,7 @@ def carry_over(fresh: list[Metric], previous: dict[tuple[str, Labels], float]) -
         metric = by_name.get(name)
         if metric is None:
             continue
-        if not any(tuple(sorted(sample.items())) == labels for sample, _ in metric.samples):
+        if not any(tuple(sorted(sample[0].items())) == labels for sample in metric.samples):
             metric.samples.append((dict(labels), value))
     for metric in fresh:
         metric.samples.sort(key=lambda sample: sorted(sample[0].items()))

@@ -104,8 +104,7 @@ def test_successful_runs_write_what_pgbackrest_info_says(stanza):
         assert started <= value(samples, "backup_last_run_timestamp_seconds", **labels) <= time.time()
         stop = backup["timestamp"]["stop"]
         assert value(samples, "backup_last_success_timestamp_seconds", **labels) == stop
-        assert value(samples, "backup_duration_seconds", **labels) == (backup["timestamp"]["stop"]
-                                                                      - backup["timestamp"]["start"])
+        assert value(samples, "backup_duration_seconds", **labels) == stop - backup["timestamp"]["start"]
         assert value(samples, "backup_size_bytes", **labels) == backup["info"]["size"]
         assert value(samples, "backup_delta_bytes", **labels) == backup["info"]["delta"]
         assert value(samples, "backup_repo_delta_bytes", **labels) == backup["info"]["repository"]["delta"]
@@ -156,8 +155,8 @@ def test_failed_runs_exit_with_pgbackrests_code_and_keep_the_last_success(stanza
     assert value(after, "backup_last_success_timestamp_seconds", stanza="main", type="full") == last_full
     assert value(after, "newest_backup_timestamp_seconds", stanza="main") == last_full
     assert value(after, "backup_last_success_timestamp_seconds", stanza="main", type="incr") is None
-    assert sorted(os.listdir(stanza.base / "metrics")) == ["dbops_pgbackrest_main.prom",
-                                                          "dbops_pgbackrest_nope.prom"]
+    files = ["dbops_pgbackrest_main.prom", "dbops_pgbackrest_nope.prom"]
+    assert sorted(os.listdir(stanza.base / "metrics")) == files
 
 
 def test_an_overlapping_run_does_not_start_a_second_backup(stanza):
