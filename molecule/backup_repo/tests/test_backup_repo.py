@@ -1,5 +1,8 @@
 """The repository host and its clients after converge and side_effect (molecule/backup_repo)."""
 
+import json
+import time
+
 import testinfra
 
 HOSTS = {name: testinfra.get_host(f"podman://{name}") for name in ("bpg1", "bmongo1", "brepo1")}
@@ -76,10 +79,48 @@ def test_database_host_files_and_owners():
 
 def test_schedules_on_the_repository_host():
     crontab = REPO.check_output("crontab -l -u pgbackrest")
+    # the cron jobs run the wrapper that reports to monitoring, never bare pgbackrest
     for kind in ("full", "diff", "incr"):
-        assert f"pgbackrest --stanza=main --type={kind} backup" in crontab
+        assert (f"/usr/local/bin/dbops-pgbackrest-backup --stanza=main --type={kind} "
+                "--lock-file=/var/spool/pgbackrest/dbops-backup-main.lock "
+                "--textfile-dir=/var/lib/prometheus/node-exporter") in crontab
+    assert "pgbackrest --stanza" not in crontab
     pg_crontab = PG.run("crontab -l -u postgres")
     assert pg_crontab.rc != 0 or "pgbackrest" not in pg_crontab.stdout
+
+
+def test_scheduled_backup_wrote_its_metrics():
+    # side_effect ran the crontab's incremental job (the wrapper) once, as cron would.
+    path = "/var/lib/prometheus/node-exporter/dbops_pgbackrest_main.prom"
+    metrics = REPO.file(path)
+    assert (metrics.user, metrics.mode) == ("pgbackrest", 0o644)
+    samples = {}
+    for line in metrics.content_string.splitlines():
+        if line and not line.startswith("#"):
+            name, number = line.rsplit(" ", 1)
+            samples[name] = float(number)
+    info_json = REPO.check_output("runuser -u pgbackrest -- pgbackrest --stanza=main info --output=json")
+    info = json.loads(info_json)[0]
+    incr = [b for b in info["backup"] if b["type"] == "incr"][-1]
+    full = [b for b in info["backup"] if b["type"] == "full"][-1]
+    incr_labels, full_labels = '{stanza="main",type="incr"}', '{stanza="main",type="full"}'
+    assert samples["dbops_pgbackrest_backup_last_run_success" + incr_labels] == 1
+    assert samples["dbops_pgbackrest_backup_last_run_exit_code" + incr_labels] == 0
+    # written after the incremental ended, an hour at most before this check
+    run_at = samples["dbops_pgbackrest_backup_last_run_timestamp_seconds" + incr_labels]
+    assert incr["timestamp"]["stop"] <= run_at <= time.time() + 5
+    assert time.time() - run_at < 3600
+    last_success = "dbops_pgbackrest_backup_last_success_timestamp_seconds"
+    assert samples[last_success + incr_labels] == incr["timestamp"]["stop"]
+    assert samples[last_success + full_labels] == full["timestamp"]["stop"]
+    newest = samples['dbops_pgbackrest_newest_backup_timestamp_seconds{stanza="main"}']
+    assert newest == incr["timestamp"]["stop"]
+    assert samples["dbops_pgbackrest_backup_size_bytes" + incr_labels] == incr["info"]["size"] > 1_000_000
+    assert samples['dbops_pgbackrest_info_success{stanza="main"}'] == 1
+    # no run of the other types yet (cron has not fired them): no last-run gauge for them
+    assert "dbops_pgbackrest_backup_last_run_success" + full_labels not in samples
+    directory = REPO.file("/var/lib/prometheus/node-exporter")
+    assert (directory.user, directory.group, directory.mode) == ("root", "pgbackrest", 0o2775)
 
 
 def test_archiving_recovered_after_the_repository_host_was_down():

@@ -109,8 +109,12 @@ def test_files_and_owners():
 
 def test_schedules_on_the_repository_host_only():
     crontab = REPO.check_output("crontab -l -u pgbackrest")
+    # the cron jobs run the wrapper that reports to monitoring, never bare pgbackrest
     for kind in ("full", "diff", "incr"):
-        assert f"pgbackrest --stanza=main --type={kind} backup" in crontab
+        assert (f"/usr/local/bin/dbops-pgbackrest-backup --stanza=main --type={kind} "
+                "--lock-file=/var/spool/pgbackrest/dbops-backup-main.lock "
+                "--textfile-dir=/var/lib/prometheus/node-exporter") in crontab
+    assert "pgbackrest --stanza" not in crontab
     for name, host in DB.items():
         pg_crontab = host.run("crontab -l -u postgres")
         assert pg_crontab.rc != 0 or "pgbackrest" not in pg_crontab.stdout, name
