@@ -123,6 +123,16 @@ def test_scheduled_backup_wrote_its_metrics():
     assert (directory.user, directory.group, directory.mode) == ("root", "pgbackrest", 0o2775)
 
 
+def test_node_exporter_serves_the_pgbackrest_metrics():
+    # site.yml runs db_monitoring on the repository host: what Prometheus scrapes there.
+    scraped = REPO.check_output(
+        "python3 -c %s",
+        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9100/metrics').read().decode())")
+    lines = [line for line in scraped.splitlines()
+             if line.startswith("dbops_pgbackrest_backup_last_run_success")]
+    assert lines == ['dbops_pgbackrest_backup_last_run_success{stanza="main",type="incr"} 1'], lines
+
+
 def test_archiving_recovered_after_the_repository_host_was_down():
     # side_effect stopped brepo1 for a while; whatever failed then has been archived since.
     ok = psql(
