@@ -9,7 +9,8 @@
 The pgbackrest role's cron jobs on the repository host run this instead of bare
 ``pgbackrest --stanza=X --type=T backup``. It
 
-1. takes an exclusive lock (``--lock-file``, one per stanza): an overlapping run does not start a
+1. takes an exclusive lock (``--lock-file``, one per stanza, in pgBackRest's spool directory by
+   default; opened as the backup root's locks are): an overlapping run does not start a
    second backup, prints why and exits 50 (pgBackRest's own code for a held lock) without touching
    the metrics;
 2. runs ``pgbackrest --config=C --stanza=X --type=T backup`` with its output going where the wrapper's
@@ -32,13 +33,16 @@ import sys
 import time
 from typing import Any
 
-from ansible_collections.dbops.datastores.plugins.module_utils import _metrics, _pgbackrest
+from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog, _metrics, _pgbackrest
 from ansible_collections.dbops.datastores.plugins.module_utils import _pgbackrest_metrics as pm
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 
 EXIT_USAGE = 2
 EXIT_LOCKED = 50  # pgBackRest's LockAcquireError: what a second `pgbackrest backup` would return
 EXIT_NOT_FOUND = 127
+# pgBackRest's spool directory (spool-path), owned by the repository user: never a directory that
+# another user could put the lock file in first.
+DEFAULT_LOCK_FILE = "/var/spool/pgbackrest/dbops-backup-%s.lock"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--textfile-dir", default="",
                         help="node_exporter textfile directory; empty: no metrics")
     parser.add_argument("--file-mode", default="0644")
-    parser.add_argument("--lock-file", default="", help="default: /tmp/dbops-pgbackrest-<stanza>.lock")
+    parser.add_argument("--lock-file", default="", help=f"default: {DEFAULT_LOCK_FILE % '<stanza>'}")
     args = parser.parse_args(argv)
     _pgbackrest.check_stanza_name(args.stanza)
     if not args.stanza:
@@ -117,11 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     except DbopsError as exc:
         _say(exc.msg)
         return EXIT_USAGE
-    lock_path = args.lock_file or f"/tmp/dbops-pgbackrest-{args.stanza}.lock"
+    lock_path = args.lock_file or DEFAULT_LOCK_FILE % args.stanza
     try:
-        lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        _say(f"open lock file {lock_path}: {exc.strerror or exc}")
+        # As the backup root's locks: no symlink followed, a regular file, handed to the directory's
+        # owner, so a run as root (by hand, with sudo) leaves a lock the cron job can still open.
+        lock_fd = _backup_catalog.open_lock_file(os.path.dirname(lock_path) or ".",
+                                                 os.path.basename(lock_path))
+    except DbopsError as exc:
+        _say(exc.msg)
         return EXIT_USAGE
     try:
         try:

@@ -54,3 +54,27 @@ def test_held_lock_exits_50_and_writes_nothing(tmp_path, capsys):
     assert code == cli.EXIT_LOCKED == 50
     assert "another scheduled backup" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lock"]
+
+
+def test_lock_made_by_root_is_handed_to_the_directory_owner(tmp_path):
+    # A run by hand as root must not leave a lock that the repository user's cron job cannot open.
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    nobody = 65534
+    os.chown(spool, nobody, nobody)
+    lock = spool / "dbops-backup-main.lock"
+    code = cli.main(["--stanza", "main", "--type", "full", "--pgbackrest-bin", str(tmp_path / "nope"),
+                     "--lock-file", str(lock)])
+    assert code == cli.EXIT_NOT_FOUND
+    st = lock.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nobody, nobody, 0o600)
+
+
+def test_lock_file_that_is_a_symlink_is_refused(tmp_path, capsys):
+    target = tmp_path / "elsewhere"
+    (tmp_path / "lock").symlink_to(target)
+    code = cli.main(["--stanza", "main", "--type", "full", "--pgbackrest-bin", str(tmp_path / "nope"),
+                     "--lock-file", str(tmp_path / "lock")])
+    assert code == cli.EXIT_USAGE
+    assert "symlink" in capsys.readouterr().err
+    assert not target.exists()
