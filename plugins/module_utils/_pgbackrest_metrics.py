@@ -24,10 +24,10 @@ Backups pgBackRest marks with ``error`` (page checksum errors) do not count as s
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._pgbackrest import STANZA_RE
 from ansible_collections.dbops.datastores.plugins.module_utils._metrics import Metric
 
 BACKUP_TYPES = ("full", "diff", "incr")
@@ -38,7 +38,7 @@ Labels = tuple[tuple[str, str], ...]
 
 def filename(stanza: str) -> str:
     """The stanza's metrics file (stanza names are letters, digits, ``_``, ``.`` and ``-``)."""
-    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", stanza or ""):
+    if not STANZA_RE.match(stanza or ""):
         raise DbopsError(f"write pgbackrest metrics: {stanza!r} is not a stanza name")
     return f"{PREFIX}{stanza}.prom"
 
