@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._pgbackrest import STANZA_RE
 from ansible_collections.dbops.datastores.plugins.module_utils._metrics import Metric
+from ansible_collections.dbops.datastores.plugins.module_utils._pgbackrest import STANZA_RE
 
 BACKUP_TYPES = ("full", "diff", "incr")
 PREFIX = "dbops_pgbackrest_"
