@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -14,25 +15,8 @@ from ansible_collections.dbops.datastores.plugins.module_utils import _pgbackres
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 
 # What pgBackRest 2.45 printed for a stanza with a full and an incremental backup.
-INFO = json.loads("""
-[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000005",
-  "min":"000000010000000000000001"}],
- "backup":[
-  {"archive":{"start":"000000010000000000000002","stop":"000000010000000000000002"},
-   "backrest":{"format":5,"version":"2.45"},"database":{"id":1,"repo-key":1},"error":false,
-   "info":{"delta":23058137,"repository":{"delta":3364336,"size":3364336},"size":23058137},
-   "label":"20261130-225904F","lsn":{"start":"0/2000028","stop":"0/2000100"},"prior":null,
-   "reference":null,"timestamp":{"start":1796079544,"stop":1796079547},"type":"full"},
-  {"archive":{"start":"000000010000000000000004","stop":"000000010000000000000004"},
-   "backrest":{"format":5,"version":"2.45"},"database":{"id":1,"repo-key":1},"error":false,
-   "info":{"delta":663818,"repository":{"delta":68848,"size":3369424},"size":23090905},
-   "label":"20261130-225904F_20261130-225908I","lsn":{"start":"0/4000028","stop":"0/4000100"},
-   "prior":"20261130-225904F","reference":["20261130-225904F"],
-   "timestamp":{"start":1796079548,"stop":1796079550},"type":"incr"}],
- "cipher":"aes-256-cbc","db":[{"id":1,"repo-key":1,"system-id":7714102891448463877,"version":"15"}],
- "name":"main","repo":[{"cipher":"aes-256-cbc","key":1,"status":{"code":0,"message":"ok"}}],
- "status":{"code":0,"lock":{"backup":{"held":false}},"message":"ok"}}]
-""")[0]
+SAMPLE = Path(__file__).resolve().parents[3] / "fixtures" / "pgbackrest" / "info-2.45-full-incr.json"
+INFO = json.loads(SAMPLE.read_text())[0]
 FULL_STOP, INCR_STOP = 1796079547, 1796079550
 WAL_TIME = 1796079600
 
