@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# migrate.yml with nothing to do: 10 migration files against 700 (goal: the 700 run costs at most
+# 1.3x the 10 run), on a demo host.
+#
+#   bench/migrate_playbook_noop.sh          # DBOPS_BENCH_ROUNDS=3 by default
+#
+# Starts and converges a demo container of its own (scripts/demo.sh with DBOPS_DEMO_CONTAINER,
+# default dbops-demo-migspeed; reused when it exists), writes two migration sets from
+# bench/migration_generator.py (5 and 350 realistic versions, each with its undo file: 10 and 700
+# files), applies each once to a database of its own with migrate.yml, then runs migrate.yml again
+# for one database at a time, alternating the two sets. Every measured run must report changed=0
+# on the host, or the bench stops. Prints each run's wall time and the planning pg_migrate task's
+# time (profile_tasks), then the ratios. Remove the container with
+# DBOPS_DEMO_CONTAINER=dbops-demo-migspeed bash scripts/demo.sh clean.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+export DBOPS_DEMO_CONTAINER="${DBOPS_DEMO_CONTAINER:-dbops-demo-migspeed}"
+rounds="${DBOPS_BENCH_ROUNDS:-3}"
+name="$DBOPS_DEMO_CONTAINER"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/molecule/containers.conf}"
+
+if ! podman container exists "$name" \
+    || [ "$(podman container inspect --format '{{.State.Running}}' "$name")" != true ]; then
+  bash scripts/demo.sh >/dev/null
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+"$here/.venv/bin/python" - "$work" <<'PY'
+import json
+import sys
+from pathlib import Path
+
+from bench.migration_generator import realistic
+
+work = Path(sys.argv[1])
+for versions in (5, 350):
+    files = 2 * versions
+    directory = work / f"m{files}"
+    directory.mkdir()
+    for i, (up, down) in enumerate(realistic(versions), 1):
+        (directory / f"V{i:04d}__step_{i}.sql").write_text(up)
+        (directory / f"U{i:04d}__step_{i}.sql").write_text(down)
+    (work / f"vars{files}.json").write_text(json.dumps({"dbops_pg_migrations": [
+        {"database": f"bench{files}", "path": str(directory), "session_role": ""}]}))
+PY
+
+export PATH="$here/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$here/.build/collections" ANSIBLE_LOCAL_TEMP="$here/.cache/ansible/tmp"
+export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_PIPELINING=true
+export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
+playbook() {
+  ansible-playbook -i inventories/local --vault-id local@inventories/local/vault-password \
+    -e "@$work/vars$1.json" dbops.datastores.migrate
+}
+
+for files in 10 700; do
+  podman exec "$name" su postgres -c "psql -XAtc \"SELECT 1 FROM pg_database WHERE datname = 'bench$files'\"" \
+    | grep -q 1 || podman exec "$name" su postgres -c "createdb bench$files"
+  playbook "$files" >"$work/apply$files.log"
+done
+applied="$(podman exec "$name" su postgres -c \
+  "psql -XAtd bench700 -c 'SELECT count(*) FROM dbops_schema_history WHERE success'")"
+[ "$applied" = 350 ] || { echo "bench700 holds $applied applied versions, not 350" >&2; exit 1; }
+
+declare -A wall
+for round in $(seq 1 "$rounds"); do
+  for files in 10 700; do
+    started=$(date +%s.%N)
+    playbook "$files" >"$work/run.log"
+    took=$(echo "$(date +%s.%N) - $started" | bc)
+    recap="$(grep -E "^$name +: ok=" "$work/run.log")"
+    case "$recap" in
+      *" changed=0 "*) ;;
+      *) echo "round $round, $files files: not a no-op: $recap" >&2; exit 1 ;;
+    esac
+    # profile_tasks' line of the planning pg_migrate task (check mode), the one that reads the files
+    step="$(grep -E 'Run pg_migrate in check mode' "$work/run.log" | grep -oE '[0-9]+\.[0-9]+s$' | head -1 | tr -d s || true)"
+    printf 'round %s, %3s files: whole playbook %6.2f s, plan task %s s, %s, load %s\n' \
+      "$round" "$files" "$took" "${step:-?}" "${recap##*: }" "$(cut -d' ' -f1 /proc/loadavg)"
+    wall[$round,$files]=$took
+  done
+  echo "round $round: 700 / 10 files, whole playbook" \
+    "$(echo "scale=2; ${wall[$round,700]} / ${wall[$round,10]}" | bc)x"
+done
