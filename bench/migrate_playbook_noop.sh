@@ -67,9 +67,9 @@ applied="$(podman exec "$name" su postgres -c \
 declare -A wall
 for round in $(seq 1 "$rounds"); do
   for files in 10 700; do
-    started=$(date +%s.%N)
+    started=$(date +%s%N)
     playbook "$files" >"$work/run.log"
-    took=$(echo "$(date +%s.%N) - $started" | bc)
+    took=$(awk -v a="$started" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
     recap="$(grep -E "^$name +: ok=" "$work/run.log")"
     case "$recap" in
       *" changed=0 "*) ;;
@@ -77,10 +77,10 @@ for round in $(seq 1 "$rounds"); do
     esac
     # profile_tasks' line of the planning pg_migrate task (check mode), the one that reads the files
     step="$(grep -E 'Run pg_migrate in check mode' "$work/run.log" | grep -oE '[0-9]+\.[0-9]+s$' | head -1 | tr -d s || true)"
-    printf 'round %s, %3s files: whole playbook %6.2f s, plan task %s s, %s, load %s\n' \
+    printf 'round %s, %3s files: whole playbook %6s s, plan task %s s, %s, load %s\n' \
       "$round" "$files" "$took" "${step:-?}" "${recap##*: }" "$(cut -d' ' -f1 /proc/loadavg)"
     wall[$round,$files]=$took
   done
   echo "round $round: 700 / 10 files, whole playbook" \
-    "$(echo "scale=2; ${wall[$round,700]} / ${wall[$round,10]}" | bc)x"
+    "$(awk -v a="${wall[$round,700]}" -v b="${wall[$round,10]}" 'BEGIN { printf "%.2f", a / b }')x"
 done
