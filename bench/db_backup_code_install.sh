@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The db_backup role's "install the collection's backup code" step on a converged host: the former
-# copy per module_utils file against the archive keyed by content hash (roles/db_backup/tasks/install.yml).
+# copy per module_utils file against the archive keyed by content hash (roles/db_backup/tasks/code.yml).
 # Runs each way three times against a podman container the role already converged (for example
 # bpg1 of the backup_repo scenario kept with MOLECULE_COMMAND=converge) and prints profile_tasks'
 # times; the first run of each may change files, the others are the converged cost.
@@ -23,7 +23,7 @@ cat > "$work/copy_per_file.yml" <<YAML
       ansible.builtin.copy: {src: "{{ item }}", dest: "$dest", owner: root, group: root, mode: "0644"}
       loop: "{{ lookup('ansible.builtin.fileglob', '$here/plugins/module_utils/*.py', wantlist=True) }}"
 YAML
-python3 - "$here/roles/db_backup/tasks/install.yml" "$work/archive_tasks.yml" <<'PY'
+python3 - "$here/roles/db_backup/tasks/code.yml" "$work/archive_tasks.yml" <<'PY'
 import sys
 text = open(sys.argv[1]).read()
 start = text.index("- name: Read the content hash of the installed backup code")
