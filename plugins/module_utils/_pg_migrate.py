@@ -1183,6 +1183,7 @@ def migrate(params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     """Run pg_migrate; return the module result (``DbopsError`` on failure, with partial results)."""
     settings = Settings.from_params(params)
     shipped = mig.shipped_contents(params.get("files"), params.get("src"))
+    mig.shipped_summary(params)  # the result's invocation carries a count, not the files again
     migrations = mig.discover(settings.path, EXTENSIONS, contents=shipped)
     migrator = Migrator(params, settings)
     applied: list[dict[str, Any]] = []

@@ -62,9 +62,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--file-mode", default="0644")
     parser.add_argument("--lock-file", default="", help=f"default: {DEFAULT_LOCK_FILE % '<stanza>'}")
     args = parser.parse_args(argv)
-    _pgbackrest.check_stanza_name(args.stanza)
-    if not args.stanza:
-        raise DbopsError("read command line: --stanza must not be empty")
+    _pgbackrest.check_stanza_name(args.stanza)  # an empty name fails here too
     try:
         args.mode = int(args.file_mode, 8)
     except ValueError:

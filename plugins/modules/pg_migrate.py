@@ -433,9 +433,7 @@ def main() -> None:
     try:
         result = _pg_migrate.migrate(module.params, module.check_mode)
     except DbopsError as exc:
-        _migrations.shipped_summary(module.params)
         fail_from_error(module, exc)
-    _migrations.shipped_summary(module.params)
     if module._diff:
         steps = result["plan"] if module.check_mode else result["applied"]
         result["diff"] = _pg_migrate.diff(result["version_before"], result["version"], steps,
