@@ -9,7 +9,8 @@
 #   MOLECULE_COMMAND=converge scripts/molecule_all.sh postgresql   # keep the container
 #
 # Lanes: with DBOPS_MOLECULE_LANES=2 the scenarios run in two lanes at the same time. Scenarios whose
-# containers have the same name (the single-host ones are all `instance`) always share a lane and
+# containers have the same name (none in the default list: each single-host scenario names its
+# container after itself, the multi-host ones name their hosts apart) always share a lane and
 # run in the given order there; such groups are placed, longest first, in the lane with less work,
 # by each scenario's time in the last clean-clone run (SECONDS below; 150 s per host if unknown).
 # Each scenario's output goes to .cache/molecule-logs/<scenario>.log and is printed in one piece
@@ -39,7 +40,8 @@ export ANSIBLE_COLLECTIONS_PATH="$here/.build/collections"
 
 # Package downloads cached between runs (mounted into the containers by .config/molecule/config.yml).
 export DBOPS_MOLECULE_CACHE="${DBOPS_MOLECULE_CACHE:-$here/.cache/molecule}"
-mkdir -p "$DBOPS_MOLECULE_CACHE/apt/partial" "$DBOPS_MOLECULE_CACHE/apt-pg1/partial" \
+mkdir -p "$DBOPS_MOLECULE_CACHE/apt-postgresql/partial" "$DBOPS_MOLECULE_CACHE/apt-mongodb/partial" \
+  "$DBOPS_MOLECULE_CACHE/apt-db_monitoring/partial" "$DBOPS_MOLECULE_CACHE/apt-db_backup/partial" "$DBOPS_MOLECULE_CACHE/apt-pg1/partial" \
   "$DBOPS_MOLECULE_CACHE/apt-mongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-pg2/partial" "$DBOPS_MOLECULE_CACHE/apt-pg3/partial" "$DBOPS_MOLECULE_CACHE/pip" \
   "$DBOPS_MOLECULE_CACHE/apt-bpg1/partial" "$DBOPS_MOLECULE_CACHE/apt-e2e-pg1/partial" "$DBOPS_MOLECULE_CACHE/apt-e2e-mongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-bmongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-brepo1/partial"
 
@@ -85,17 +87,18 @@ for s in scenarios:
         continue
     with open(f"molecule/{s}/molecule.yml", encoding="utf-8") as f:
         conf = yaml.safe_load(f) or {}
-    hosts[s] = [p["name"] for p in conf.get("platforms") or [{"name": "instance"}]]
+    # Without platforms of its own, a scenario's one container is named after it (.config/molecule).
+    hosts[s] = [p["name"] for p in conf.get("platforms") or [{"name": s}]]
 groups = []  # lists of scenarios, in the given order; merged while they share a container name
 for s in scenarios:
     touching = [g for g in groups if any(set(hosts[s]) & set(hosts[o]) for o in g)]
     merged = [o for g in touching for o in g] + [s]
     groups = [g for g in groups if g not in touching] + [sorted(merged, key=scenarios.index)]
-# Seconds each scenario took in the last clean-clone `make test` (sequential; cluster: estimated
-# after it gained the repository host and the point-in-time restore; backup_repo: alone, 2026-12-01
-# 10:26, with the scheduled pgBackRest job and the node exporter): the lanes' balance.
-SECONDS = {"postgresql": 148, "mongodb": 224, "db_monitoring": 144, "db_backup": 189, "e2e": 356,
-           "backup_repo": 534, "cluster": 1100, "demo": 302}
+# Seconds each scenario took in two lanes (2026-12-01 13:36-14:12, before the single-host scenarios
+# had containers of their own, all scenarios through the pipelining podman connection of
+# molecule/plugins): the lanes' balance.
+SECONDS = {"postgresql": 140, "mongodb": 258, "db_monitoring": 217, "db_backup": 293, "e2e": 352,
+           "backup_repo": 790, "cluster": 1136, "demo": 413}
 weight = lambda g: sum(SECONDS.get(s, 150 * len(hosts[s])) for s in g)
 lanes = [[], []]
 for g in sorted(groups, key=weight, reverse=True):
