@@ -8,8 +8,8 @@ containers.podman.podman (same options, same file transfer) with two changes:
 
 - pipelining: a module goes to the container on the standard input of one ``podman exec -i``
   (containers.podman's ``exec`` passes no standard input, so it declares no pipelining and every
-  task costs five ``podman`` calls: home directory, temporary directory, file, chmod, run and clean
-  up, about 0.2 s each here);
+  module costs six ``podman`` calls: mount, home directory, temporary directory, chmod, run,
+  clean-up, about 0.2 s each here);
 - the container's file system is mounted when a file is first transferred, not on every task.
 """
 
