@@ -18,6 +18,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.connection import ensure_connect
 from ansible_collections.containers.podman.plugins.connection.podman import Connection as PodmanConnection
@@ -77,6 +78,9 @@ DOCUMENTATION = """
           - name: ansible_pipelining
 """
 
+# What podman says when the container is not there to run a command in.
+_NOT_RUNNING = (b"can only create exec sessions on running containers", b"no such container")
+
 
 class Connection(PodmanConnection):
     transport = "podman"
@@ -101,12 +105,19 @@ class Connection(PodmanConnection):
     def exec_command(self, cmd: str, in_data: bytes | None = None,
                      sudoable: bool = False) -> tuple[int, bytes, bytes]:
         if in_data is None:
-            return super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
-        super(PodmanConnection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)  # pylint: disable=bad-super-call
-        args = ["exec", "-i"]
-        if self.user:
-            args.extend(("--user", self.user))
-        return self._podman(args, shlex.split(to_native(cmd, errors="surrogate_or_strict")), in_data)
+            rc, stdout, stderr = super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        else:
+            super(PodmanConnection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)  # pylint: disable=bad-super-call
+            args = ["exec", "-i"]
+            if self.user:
+                args.extend(("--user", self.user))
+            rc, stdout, stderr = self._podman(args, shlex.split(to_native(cmd, errors="surrogate_or_strict")),
+                                              in_data)
+        # A stopped or removed container is an unreachable host, as a host that ssh cannot reach
+        # (without pipelining, the temporary directory's failure made it one).
+        if rc != 0 and any(m in stderr for m in _NOT_RUNNING):
+            raise AnsibleConnectionFailure(to_native(stderr.strip()))
+        return rc, stdout, stderr
 
     def put_file(self, in_path: str, out_path: str) -> None:
         self._mount()
