@@ -40,10 +40,17 @@ export ANSIBLE_COLLECTIONS_PATH="$here/.build/collections"
 
 # Package downloads cached between runs (mounted into the containers by .config/molecule/config.yml).
 export DBOPS_MOLECULE_CACHE="${DBOPS_MOLECULE_CACHE:-$here/.cache/molecule}"
-mkdir -p "$DBOPS_MOLECULE_CACHE/apt-postgresql/partial" "$DBOPS_MOLECULE_CACHE/apt-mongodb/partial" \
-  "$DBOPS_MOLECULE_CACHE/apt-db_monitoring/partial" "$DBOPS_MOLECULE_CACHE/apt-db_backup/partial" "$DBOPS_MOLECULE_CACHE/apt-pg1/partial" \
-  "$DBOPS_MOLECULE_CACHE/apt-mongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-pg2/partial" "$DBOPS_MOLECULE_CACHE/apt-pg3/partial" "$DBOPS_MOLECULE_CACHE/pip" \
-  "$DBOPS_MOLECULE_CACHE/apt-bpg1/partial" "$DBOPS_MOLECULE_CACHE/apt-e2e-pg1/partial" "$DBOPS_MOLECULE_CACHE/apt-e2e-mongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-bmongo1/partial" "$DBOPS_MOLECULE_CACHE/apt-brepo1/partial"
+# One apt cache directory per container: a scenario with platforms of its own names them in its
+# molecule.yml, one without has apt-<scenario> (.config/molecule/config.yml).
+caches=("$DBOPS_MOLECULE_CACHE/pip")
+for conf in molecule/*/molecule.yml; do
+  scenario="$(basename "$(dirname "$conf")")"
+  grep -q '^platforms:' "$conf" || caches+=("$DBOPS_MOLECULE_CACHE/apt-$scenario/partial")
+  while read -r dir; do
+    caches+=("$DBOPS_MOLECULE_CACHE/$dir/partial")
+  done < <(grep -o '}/apt-[A-Za-z0-9_-]*:' "$conf" | sed 's#^}/##; s#:$##')
+done
+mkdir -p "${caches[@]}"
 
 "$here/scripts/build_test_image.sh"
 

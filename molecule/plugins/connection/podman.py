@@ -18,65 +18,27 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+import yaml
 from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.connection import ensure_connect
-from ansible_collections.containers.podman.plugins.connection.podman import Connection as PodmanConnection
+from ansible_collections.containers.podman.plugins.connection import podman as _upstream
 
-DOCUMENTATION = """
-    name: podman
-    short_description: containers.podman.podman with pipelining (dbops.datastores Molecule scenarios)
-    description:
-        - Runs commands and transfers files in an existing podman container, as containers.podman.podman.
-        - Modules are pipelined through the standard input of C(podman exec -i).
-    options:
-      remote_addr:
-        description: The container's name or ID.
-        default: inventory_hostname
-        vars:
-          - name: ansible_host
-          - name: inventory_hostname
-          - name: ansible_podman_host
-      remote_user:
-        description: User inside the container.
-        ini:
-          - section: defaults
-            key: remote_user
-        env:
-          - name: ANSIBLE_REMOTE_USER
-        vars:
-          - name: ansible_user
-      podman_extra_args:
-        description: Extra arguments to the podman command line.
-        default: ''
-        ini:
-          - section: defaults
-            key: podman_extra_args
-        vars:
-          - name: ansible_podman_extra_args
-        env:
-          - name: ANSIBLE_PODMAN_EXTRA_ARGS
-      podman_executable:
-        description: The podman executable.
-        default: podman
-        vars:
-          - name: ansible_podman_executable
-        env:
-          - name: ANSIBLE_PODMAN_EXECUTABLE
-      pipelining:
-        description: Run modules through the standard input of one C(podman exec -i).
-        type: bool
-        default: true
-        env:
-          - name: ANSIBLE_PIPELINING
-        ini:
-          - section: defaults
-            key: pipelining
-          - section: connection
-            key: pipelining
-        vars:
-          - name: ansible_pipelining
-"""
+PodmanConnection = _upstream.Connection
+
+# containers.podman's options, and pipelining (ANSIBLE_PIPELINING, ansible_pipelining), which it
+# does not declare. The loader reads DOCUMENTATION from the module object, so it may be derived.
+_DOC = yaml.safe_load(_upstream.DOCUMENTATION)
+_DOC["short_description"] = "containers.podman.podman with pipelining (dbops.datastores Molecule scenarios)"
+_DOC["options"]["pipelining"] = {
+    "description": "Run modules through the standard input of C(podman exec -i).",
+    "type": "bool",
+    "default": True,
+    "env": [{"name": "ANSIBLE_PIPELINING"}],
+    "ini": [{"section": "defaults", "key": "pipelining"}, {"section": "connection", "key": "pipelining"}],
+    "vars": [{"name": "ansible_pipelining"}],
+}
+DOCUMENTATION = yaml.safe_dump(_DOC)
 
 # What podman says when the container is not there to run a command in.
 _NOT_RUNNING = (b"can only create exec sessions on running containers", b"no such container")
@@ -104,15 +66,11 @@ class Connection(PodmanConnection):
     @ensure_connect
     def exec_command(self, cmd: str, in_data: bytes | None = None,
                      sudoable: bool = False) -> tuple[int, bytes, bytes]:
-        if in_data is None:
-            rc, stdout, stderr = super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
-        else:
-            super(PodmanConnection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)  # pylint: disable=bad-super-call
-            args = ["exec", "-i"]
-            if self.user:
-                args.extend(("--user", self.user))
-            rc, stdout, stderr = self._podman(args, shlex.split(to_native(cmd, errors="surrogate_or_strict")),
-                                              in_data)
+        super(PodmanConnection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)  # pylint: disable=bad-super-call
+        # containers.podman's exec with -i: without in_data the command reads an empty input, as before.
+        args = ["exec", "-i"] + (["--user", self.user] if self.user else [])
+        argv = shlex.split(to_native(cmd, errors="surrogate_or_strict"))
+        rc, stdout, stderr = self._podman(args, argv, in_data)
         # A stopped or removed container is an unreachable host, as a host that ssh cannot reach
         # (without pipelining, the temporary directory's failure made it one).
         if rc != 0 and any(m in stderr for m in _NOT_RUNNING):
