@@ -10,7 +10,10 @@ module plans from them exactly as from a directory on the host (``path``).
 from __future__ import annotations
 
 import base64
+import contextlib
+import gc
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
@@ -45,6 +48,28 @@ def read_directory(directory: str, extensions: tuple[str, ...]) -> dict[str, str
     return files
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while ansible-core builds and runs the module.
+
+    At a module's first use in a play, ansible-core builds its payload by parsing every file it
+    ships (ansible's own module_utils and the module's, about 65 for pg_migrate) into syntax
+    trees. Those are hundreds of thousands of new objects, so the collector runs many times, and
+    each full collection walks the whole heap the task's worker process inherited from the
+    controller: that made up about a third of pg_migrate's payload build
+    (``bench/pg_migrate_costs.py``). The worker runs this one task and exits; the collector's
+    state is restored as soon as the module has returned, and the cyclic garbage made meanwhile
+    (the syntax trees, a few MB) is collected then as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class MigrationAction(ActionBase):
     """Runs the module named by ``MODULE``; with ``src`` it first reads the files on the controller.
 
@@ -70,8 +95,10 @@ class MigrationAction(ActionBase):
             args["src"] = directory
             args["files"] = read_directory(directory, self.EXTENSIONS)
         wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
-        result = merge_hash(result, self._execute_module(module_name=self.MODULE, module_args=args,
-                                                         task_vars=task_vars, wrap_async=wrap_async))
+        with collector_paused():
+            returned = self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars,
+                                            wrap_async=wrap_async)
+        result = merge_hash(result, returned)
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result

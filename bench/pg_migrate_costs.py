@@ -1,0 +1,289 @@
+"""Where pg_migrate's time goes beside what it replaces: each part measured next to its baseline.
+
+Run from the repository root (after ``make setup``)::
+
+    .venv/bin/python -m bench.pg_migrate_costs
+
+``bench.pg_migrate_bench`` compares whole runs; this one takes a run apart, so that a ratio there
+can be explained here. Every part runs its baseline and pg_migrate's own code in the same process
+and round, keeps the best of ``DBOPS_BENCH_REPEAT`` (default 7), checks that both did the same
+work, and prints the ratio:
+
+1. *payload build at a module's first use in a play* (controller): ansible-core's
+   ``modify_module`` for ``ansible.builtin.ping`` (what any Python module costs: ansible's own
+   module_utils, parsed again for each module) and for ``dbops.datastores.pg_migrate``, each with
+   an empty AnsiBallZ cache; pg_migrate's with Python's garbage collector on, and paused as its
+   action plugin pauses it (``collector_paused``);
+2. *import on the host*: in a fresh interpreter, from a copy of the code without bytecode (the
+   payload holds none), ``ansible.module_utils.basic`` (every module), psycopg2, then pg_migrate's
+   own code;
+3. *per migration on the server*: 1,000 transactions of one trivial statement, 50 per message,
+   wrapped as the floor of ``bench.pg_migrate_bench`` wraps a migration (``BEGIN; ...; INSERT
+   history; COMMIT``) and as pg_migrate wraps one (built by its own functions: the ``LOCK`` of the
+   history table, the batch guard, its history row); then pg_migrate's wrapper without the guard
+   and without the ``LOCK``, to show what each costs;
+4. *per migration on the client*: reading, planning and checking the workloads of
+   ``bench.pg_migrate_bench`` (``discover``, ``plan``, ``prepare_all``; the statement splitter
+   alone beside them), in microseconds per migration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.migration_generator import realistic, tiny
+from tests.harness import pg as pg_harness
+from tests.harness.runner import COLLECTIONS_PATH, REPO_ROOT, ensure_collection_link
+
+REPEAT = int(os.environ.get("DBOPS_BENCH_REPEAT", "7"))
+SERVER_N = 1000
+BATCH = 50
+
+
+def best(fn: Callable[[], object], repeat: int = REPEAT) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.1f} ms"
+
+
+# ---------------------------------------------------------------- 1. payload build
+
+
+def payload_builds() -> None:
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS_PATH)
+    local_tmp = Path(tempfile.mkdtemp(prefix="dbops-bench-build-"))
+    os.environ["ANSIBLE_LOCAL_TEMP"] = str(local_tmp)
+    import ansible.executor.task_executor  # noqa: F401 - the heap of a worker holds it too
+    from ansible import constants as C
+    from ansible.executor.module_common import modify_module
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import init_plugin_loader, module_loader
+    from ansible.template import Templar
+
+    init_plugin_loader([str(COLLECTIONS_PATH)])
+    from ansible_collections.dbops.datastores.plugins.plugin_utils._migration_files import collector_paused
+    templar = Templar(loader=DataLoader())
+    sizes: dict[str, int] = {}
+
+    def build(name: str, paused: bool = False) -> Callable[[], object]:
+        path = module_loader.find_plugin_with_context(name).plugin_resolved_path
+
+        def run() -> None:
+            shutil.rmtree(C.DEFAULT_LOCAL_TMP, ignore_errors=True)  # the AnsiBallZ cache of this process
+            with collector_paused() if paused else contextlib.nullcontext():
+                built = modify_module(module_name=name, module_path=path, module_args={}, templar=templar,
+                                      task_vars={"ansible_python_interpreter": sys.executable},
+                                      module_compression="ZIP_DEFLATED")
+            sizes[name] = len(built.b_module_data)
+        return run
+
+    builds = {"ansible.builtin.ping": build("ansible.builtin.ping"),
+              "dbops.datastores.pg_migrate, collector on": build("dbops.datastores.pg_migrate"),
+              "dbops.datastores.pg_migrate, collector paused (its action plugin)":
+                  build("dbops.datastores.pg_migrate", paused=True)}
+    took = {name: float("inf") for name in builds}
+    for _ in range(REPEAT):  # alternating, so all see the same machine
+        for name, run in builds.items():
+            took[name] = min(took[name], best(run, 1))
+    shutil.rmtree(local_tmp, ignore_errors=True)
+    ping = took["ansible.builtin.ping"]
+    print("1. payload build at a module's first use in a play (controller, best of"
+          f" {REPEAT}, alternating; {len(gc.get_objects())} objects in this process's heap)")
+    for name, seconds in took.items():
+        print(f"   {name:66s} {ms(seconds)} ({seconds / ping:.2f}x ping's)")
+    print(f"   payload sizes: ping {sizes['ansible.builtin.ping']} bytes, pg_migrate"
+          f" {sizes['dbops.datastores.pg_migrate']} bytes")
+
+
+# ---------------------------------------------------------------- 2. import on the host
+
+_IMPORTS = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+t0 = time.perf_counter()
+import ansible.module_utils.basic
+t1 = time.perf_counter()
+import psycopg2, psycopg2.extensions
+t2 = time.perf_counter()
+from ansible_collections.dbops.datastores.plugins.modules import pg_migrate
+t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2)
+"""
+
+
+def imports() -> None:
+    copy = Path(tempfile.mkdtemp(prefix="dbops-bench-import-"))
+    target = copy / "ansible_collections" / "dbops" / "datastores"
+    shutil.copytree(REPO_ROOT / "plugins", target / "plugins",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    runs = []
+    for _ in range(REPEAT):
+        out = subprocess.run([sys.executable, "-B", "-c", _IMPORTS, str(copy)], check=True,
+                             capture_output=True, text=True, env=env).stdout.split()
+        runs.append([float(v) for v in out])
+    shutil.rmtree(copy, ignore_errors=True)
+    basic, driver, ours = (min(r[i] for r in runs) for i in range(3))
+    print(f"\n2. import on the host (fresh interpreter, no bytecode, best of {REPEAT})")
+    print(f"   ansible.module_utils.basic (every module) {ms(basic)}")
+    print(f"   psycopg2                                  {ms(driver)}")
+    print(f"   pg_migrate's own code                     {ms(ours)}")
+
+
+# ---------------------------------------------------------------- 3. per migration on the server
+
+
+def server_wrappers(server: pg_harness.PgServer) -> None:
+    from ansible_collections.dbops.datastores.plugins.module_utils import _migrations as mig
+    from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
+    from ansible_collections.dbops.datastores.plugins.module_utils import _pg_script
+
+    db = server.create_database("costs")
+    conn = server.connect(db)
+    lock = server.connect(db)
+    settings = pm.Settings.from_params(server.params(login_db=db, path="/nonexistent"))
+    table = pm.history_ident(settings)
+    with conn.cursor() as cur, lock.cursor() as lk:
+        cur.execute(pm.history_ddl(settings))
+        cur.execute("CREATE TABLE floor_history (version int PRIMARY KEY, checksum text NOT NULL,"
+                    " installed_on timestamptz NOT NULL DEFAULT now())")
+        lk.execute("SELECT pg_try_advisory_lock(%s, pg_backend_pid())", (pm.RUN_LOCK_CLASS_ID,))
+    migrator = pm.Migrator({}, settings)
+    guard = pm.batch_guard(lock.get_backend_pid())
+    statement = _pg_script.split("SELECT 1;", "bench")
+    counter = [0]
+
+    def floor() -> list[str]:
+        parts = []
+        with conn.cursor() as cur:
+            for _ in range(SERVER_N):
+                counter[0] += 1
+                insert = cur.mogrify("INSERT INTO floor_history (version, checksum) VALUES (%s, %s)",
+                                     (counter[0], "0" * 64)).decode()
+                parts.append(f"BEGIN;\nSELECT 1;\n;{insert}; COMMIT;")
+        return parts
+
+    def ours(with_guard: bool = True, with_lock: bool = True) -> list[str]:
+        parts = []
+        with conn.cursor() as cur:
+            for _ in range(SERVER_N):
+                counter[0] += 1
+                step = mig.Step(mig.ACTION_APPLY, mig.parse_version(str(counter[0])), "m",
+                                f"V{counter[0]}__m.sql", "0" * 64)
+                insert = migrator._insert_sql(cur, step, mig.KIND_VERSIONED, True,
+                                              pm._SINCE_STARTED if with_guard else "0")
+                text = pm.transaction_message(table, statement, insert,
+                                              guard=guard if with_guard else "").text
+                if not with_lock:
+                    text = text.replace(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n", "", 1)
+                parts.append(text)
+        return parts
+
+    variants: dict[str, Callable[[], list[str]]] = {
+        "floor (BEGIN; statement; INSERT history; COMMIT)": floor,
+        "pg_migrate (+ LOCK history, batch guard, its history row)": ours,
+        "pg_migrate without the batch guard": lambda: ours(with_guard=False),
+        "pg_migrate without the LOCK": lambda: ours(with_lock=False),
+    }
+    took = {name: float("inf") for name in variants}
+    with conn.cursor() as cur:
+        for _ in range(REPEAT):
+            for name, make in variants.items():
+                parts = make()
+                messages = ["\n".join(parts[i:i + BATCH]) for i in range(0, len(parts), BATCH)]
+                cur.execute(f"SELECT (SELECT count(*) FROM floor_history) + (SELECT count(*) FROM {table})")
+                before = cur.fetchone()[0]
+                started = time.perf_counter()
+                for message in messages:
+                    cur.execute(message)
+                took[name] = min(took[name], time.perf_counter() - started)
+                cur.execute(f"SELECT (SELECT count(*) FROM floor_history) + (SELECT count(*) FROM {table})")
+                if cur.fetchone()[0] - before != SERVER_N:
+                    raise RuntimeError(f"{name}: did not record {SERVER_N} transactions")
+    conn.close()
+    lock.close()
+    print(f"\n3. per migration on the server: {SERVER_N} transactions of one trivial statement,"
+          f" {BATCH} per message, each recorded (checked), best of {REPEAT}")
+    base = took["floor (BEGIN; statement; INSERT history; COMMIT)"]
+    for name, seconds in took.items():
+        print(f"   {name:58s} {seconds * 1e6 / SERVER_N:6.0f} us per migration ({seconds / base:.2f}x)")
+
+
+# ---------------------------------------------------------------- 4. per migration on the client
+
+
+def client_parts(name: str, contents: dict[str, bytes]) -> list[tuple[str, float]]:
+    """Seconds per migration of each client step on one workload (each checked to do all of it)."""
+    from ansible_collections.dbops.datastores.plugins.module_utils import _migrations as mig
+    from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
+    from ansible_collections.dbops.datastores.plugins.module_utils import _pg_script
+
+    n = len(contents)
+    settings = pm.Settings.from_params({"path": "/nonexistent"})
+    found = mig.discover("/nonexistent", pm.EXTENSIONS, contents=contents)
+    planned = mig.plan(found, [], settings.plan_options())
+    if len(planned.steps) != n or len(pm.prepare_all(planned.steps, settings.placeholders, found)) != n:
+        raise RuntimeError(f"{name}: not every migration was planned and prepared")
+
+    def split() -> None:
+        for script, data in contents.items():
+            _pg_script.split(data.decode(), script)
+
+    return [
+        ("discover (read names, checksums)",
+         best(lambda: mig.discover("/nonexistent", pm.EXTENSIONS, contents=contents)) / n),
+        ("plan", best(lambda: mig.plan(found, [], settings.plan_options())) / n),
+        ("prepare_all (placeholders, directives, split, checks)",
+         best(lambda: pm.prepare_all(planned.steps, settings.placeholders, found)) / n),
+        ("  of which the statement splitter", best(split) / n),
+    ]
+
+
+def client_work() -> None:
+    print(f"\n4. per migration on the client (in-process, best of {REPEAT})")
+    for name, migrations in (("tiny", tiny(1000)), ("realistic", realistic(300))):
+        contents = {f"V{i:04d}__m.sql": up.encode() for i, (up, _down) in enumerate(migrations, 1)}
+        parts = client_parts(name, contents)
+        total = sum(seconds for label, seconds in parts if not label.startswith(" "))
+        print(f"   {name}, {len(contents)} migrations: {total * 1e6:.0f} us per migration")
+        for label, seconds in parts:
+            print(f"     {label:55s} {seconds * 1e6:6.0f} us")
+
+
+def main() -> None:
+    ensure_collection_link()
+    if str(COLLECTIONS_PATH) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS_PATH))
+    load = os.getloadavg()
+    print(f"pg_migrate costs; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f};"
+          f" {os.cpu_count()} CPUs\n")
+    payload_builds()
+    imports()
+    server = pg_harness.start_cluster()
+    try:
+        server_wrappers(server)
+    finally:
+        pg_harness.stop_cluster(server)
+    client_work()
+    load = os.getloadavg()
+    print(f"\nload average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
