@@ -45,6 +45,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -424,12 +425,19 @@ class Bench:
                      note=f"best of {len(times[tool.name]['scratch'])}")
         self.report(w, mode, {t.name: min(times[t.name]["scratch"]) for t in tools[:3]},
                     {t.name: (min(times[t.name]["scratch"]), min(times[t.name]["noop"])) for t in peers},
-                    times_ansible=times_ansible, times_dbmate=times_dbmate)
+                    times_ansible=times_ansible, times_dbmate=times_dbmate,
+                    peer_rounds={t.name: times[t.name]["scratch"] for t in peers})
 
     def report(self, w: Workload, mode: str, ours: dict[str, float], peers: dict[str, tuple[float, float]], *,
                times_ansible: dict[str, list[dict[str, float]]],
-               times_dbmate: dict[str, list[dict[str, float]]]) -> None:
-        """pg_migrate's task in the play, split up, and against each peer (best runs kept)."""
+               times_dbmate: dict[str, list[dict[str, float]]],
+               peer_rounds: dict[str, list[float]]) -> None:
+        """pg_migrate's task in the play, split up, and against each peer (best runs kept).
+
+        Against a peer that ran in every round, the ratio is also given round by round (pg_migrate's
+        module time in that round's play, against the peer's run of the same round) with its
+        median: the machine is shared, and a slow moment can fall on either side of a best-of ratio.
+        """
         runs = [t for v in times_ansible.values() for t in v]
         best = {k: min(v, key=lambda t: t["measured"]) for k, v in times_ansible.items()}
         ping = min(t["ping"] for t in runs)
@@ -457,6 +465,11 @@ class Bench:
                   f" {module[0] / peer:.2f}x"
                   f" ({'pg_migrate faster or equal' if module[0] <= peer else 'pg_migrate SLOWER'}),"
                   f" beyond a first use {beyond[0] / peer:.2f}x; no-op {peer_noop:.3f}s")
+            rounds = peer_rounds.get(name, [])
+            if len(rounds) == len(times_ansible["scratch"]) > 1:
+                ratios = [(t["measured"] - t["ping"]) / p for t, p in zip(times_ansible["scratch"], rounds)]
+                print(f"    round by round, module time / {name.split()[0]}: "
+                      + ", ".join(f"{r:.2f}x" for r in ratios) + f"; median {statistics.median(ratios):.2f}x")
         if times_dbmate["scratch"]:
             task = {k: min(t["measured"] for t in v) for k, v in times_dbmate.items()}
             self.add(w, mode, "  dbmate command task (its first use)", task["scratch"], task["noop"])
