@@ -54,9 +54,9 @@ def collector_paused() -> Iterator[None]:
 
     At a module's first use in a play, ansible-core builds its payload by parsing every file it
     ships (ansible's own module_utils and the module's, about 65 for pg_migrate) into syntax
-    trees. Those are hundreds of thousands of new objects, so the collector runs many times, and
-    each full collection walks the whole heap the task's worker process inherited from the
-    controller: that made up about a third of pg_migrate's payload build
+    trees, about 60,000 nodes: enough new objects for the collector to run many times, and each
+    full collection walks the whole heap the task's worker process inherited from the controller
+    (about 110,000 objects). That was a fifth to a third of pg_migrate's payload build
     (``bench/pg_migrate_costs.py``). The worker runs this one task and exits; the collector's
     state is restored as soon as the module has returned, and the cyclic garbage made meanwhile
     (the syntax trees, a few MB) is collected then as usual.
