@@ -243,11 +243,10 @@ lock_taken_over_from:
            expired_at: "2026-11-24T21:01:00+00:00"}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _migrations, _mongodb
 from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_migrate as migrate
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._migrate_module import MigrateModule
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
 
 
@@ -272,7 +271,7 @@ def main() -> None:
         mode={"type": "str", "default": "migrate", "choices": ["migrate", "verify"]},
         applied_detail=_migrations.applied_detail_option(),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+    module = MigrateModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[("path", "src")], mutually_exclusive=[("path", "src")])
     settings = migrate.settings_from_params(module.params)
     _migrations.shipped_summary(module.params)

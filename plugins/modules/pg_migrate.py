@@ -387,10 +387,9 @@ unverified:
   sample: [V1__create_messages.sql]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _migrations, _pg_migrate, _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._migrate_module import MigrateModule
 from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
 
 
@@ -427,7 +426,7 @@ def argument_spec() -> dict:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+    module = MigrateModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_one_of=[("path", "src")], mutually_exclusive=[("path", "src")])
     module.no_log_values.update(_pg_migrate.secret_forms(module.params))  # quoted forms in error messages
     try:
