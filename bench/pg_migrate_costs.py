@@ -51,7 +51,7 @@ BATCH = 50
 
 def best(fn: Callable[[], object], repeat: int = REPEAT) -> float:
     times = []
-    for _ in range(repeat):
+    for _attempt in range(repeat):
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
@@ -98,7 +98,7 @@ def payload_builds() -> None:
               "dbops.datastores.pg_migrate, collector paused (its action plugin)":
                   build("dbops.datastores.pg_migrate", paused=True)}
     took = {name: float("inf") for name in builds}
-    for _ in range(REPEAT):  # alternating, so all see the same machine
+    for _round in range(REPEAT):  # alternating, so all see the same machine
         for name, run in builds.items():
             took[name] = min(took[name], best(run, 1))
     shutil.rmtree(local_tmp, ignore_errors=True)
@@ -134,7 +134,7 @@ def imports() -> None:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     runs = []
-    for _ in range(REPEAT):
+    for _round in range(REPEAT):
         out = subprocess.run([sys.executable, "-B", "-c", _IMPORTS, str(copy)], check=True,
                              capture_output=True, text=True, env=env).stdout.split()
         runs.append([float(v) for v in out])
@@ -172,7 +172,7 @@ def server_wrappers(server: pg_harness.PgServer) -> None:
     def floor() -> list[str]:
         parts = []
         with conn.cursor() as cur:
-            for _ in range(SERVER_N):
+            for _migration in range(SERVER_N):
                 counter[0] += 1
                 insert = cur.mogrify("INSERT INTO floor_history (version, checksum) VALUES (%s, %s)",
                                      (counter[0], "0" * 64)).decode()
@@ -182,7 +182,7 @@ def server_wrappers(server: pg_harness.PgServer) -> None:
     def ours(with_guard: bool = True, with_lock: bool = True) -> list[str]:
         parts = []
         with conn.cursor() as cur:
-            for _ in range(SERVER_N):
+            for _migration in range(SERVER_N):
                 counter[0] += 1
                 step = mig.Step(mig.ACTION_APPLY, mig.parse_version(str(counter[0])), "m",
                                 f"V{counter[0]}__m.sql", "0" * 64)
@@ -203,7 +203,7 @@ def server_wrappers(server: pg_harness.PgServer) -> None:
     }
     took = {name: float("inf") for name in variants}
     with conn.cursor() as cur:
-        for _ in range(REPEAT):
+        for _round in range(REPEAT):
             for name, make in variants.items():
                 parts = make()
                 messages = ["\n".join(parts[i:i + BATCH]) for i in range(0, len(parts), BATCH)]
