@@ -30,17 +30,19 @@ work, and prints the ratio:
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.migration_generator import realistic, tiny
+from bench.pg_migrate_bench import timed
 from tests.harness import pg as pg_harness
 from tests.harness.runner import COLLECTIONS_PATH, REPO_ROOT, ensure_collection_link
 
@@ -50,12 +52,7 @@ BATCH = 50
 
 
 def best(fn: Callable[[], object], repeat: int = REPEAT) -> float:
-    times = []
-    for _attempt in range(repeat):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return min(timed(fn) for _attempt in range(repeat))
 
 
 def ms(seconds: float) -> str:
@@ -100,7 +97,7 @@ def payload_builds() -> None:
     took = {name: float("inf") for name in builds}
     for _round in range(REPEAT):  # alternating, so all see the same machine
         for name, run in builds.items():
-            took[name] = min(took[name], best(run, 1))
+            took[name] = min(took[name], timed(run))
     shutil.rmtree(local_tmp, ignore_errors=True)
     ping = took["ansible.builtin.ping"]
     print("1. payload build at a module's first use in a play (controller, best of"
@@ -149,6 +146,17 @@ def imports() -> None:
 # ---------------------------------------------------------------- 3. per migration on the server
 
 
+def _send(cur: Any, messages: list[str]) -> None:
+    for message in messages:
+        cur.execute(message)
+
+
+def _recorded(cur: Any, table: str) -> int:
+    """History rows in both the floor's table and pg_migrate's."""
+    cur.execute(f"SELECT (SELECT count(*) FROM floor_history) + (SELECT count(*) FROM {table})")
+    return int(cur.fetchone()[0])
+
+
 def server_wrappers(server: pg_harness.PgServer) -> None:
     from ansible_collections.dbops.datastores.plugins.module_utils import _migrations as mig
     from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
@@ -167,6 +175,7 @@ def server_wrappers(server: pg_harness.PgServer) -> None:
     migrator = pm.Migrator({}, settings)
     guard = pm.batch_guard(lock.get_backend_pid())
     statement = _pg_script.split("SELECT 1;", "bench")
+    lock_line = f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n"
     counter = [0]
 
     def floor() -> list[str]:
@@ -191,12 +200,15 @@ def server_wrappers(server: pg_harness.PgServer) -> None:
                 text = pm.transaction_message(table, statement, insert,
                                               guard=guard if with_guard else "").text
                 if not with_lock:
-                    text = text.replace(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n", "", 1)
+                    if lock_line not in text:
+                        raise RuntimeError(f"no {lock_line.strip()!r} in pg_migrate's message to leave out")
+                    text = text.replace(lock_line, "", 1)
                 parts.append(text)
         return parts
 
+    floor_name = "floor (BEGIN; statement; INSERT history; COMMIT)"
     variants: dict[str, Callable[[], list[str]]] = {
-        "floor (BEGIN; statement; INSERT history; COMMIT)": floor,
+        floor_name: floor,
         "pg_migrate (+ LOCK history, batch guard, its history row)": ours,
         "pg_migrate without the batch guard": lambda: ours(with_guard=False),
         "pg_migrate without the LOCK": lambda: ours(with_lock=False),
@@ -207,20 +219,15 @@ def server_wrappers(server: pg_harness.PgServer) -> None:
             for name, make in variants.items():
                 parts = make()
                 messages = ["\n".join(parts[i:i + BATCH]) for i in range(0, len(parts), BATCH)]
-                cur.execute(f"SELECT (SELECT count(*) FROM floor_history) + (SELECT count(*) FROM {table})")
-                before = cur.fetchone()[0]
-                started = time.perf_counter()
-                for message in messages:
-                    cur.execute(message)
-                took[name] = min(took[name], time.perf_counter() - started)
-                cur.execute(f"SELECT (SELECT count(*) FROM floor_history) + (SELECT count(*) FROM {table})")
-                if cur.fetchone()[0] - before != SERVER_N:
+                before = _recorded(cur, table)
+                took[name] = min(took[name], timed(functools.partial(_send, cur, messages)))
+                if _recorded(cur, table) - before != SERVER_N:
                     raise RuntimeError(f"{name}: did not record {SERVER_N} transactions")
     conn.close()
     lock.close()
     print(f"\n3. per migration on the server: {SERVER_N} transactions of one trivial statement,"
           f" {BATCH} per message, each recorded (checked), best of {REPEAT}")
-    base = took["floor (BEGIN; statement; INSERT history; COMMIT)"]
+    base = took[floor_name]
     for name, seconds in took.items():
         print(f"   {name:58s} {seconds * 1e6 / SERVER_N:6.0f} us per migration ({seconds / base:.2f}x)")
 
