@@ -1,8 +1,10 @@
-"""The migrate modules' AnsibleModule: what it logs on the host for files shipped from ``src``."""
+"""The migrate modules' AnsibleModule: what it logs on the host for files shipped from ``src``; its
+process's end."""
 
 from __future__ import annotations
 
 import base64
+import gc
 import json
 
 import pytest
@@ -43,3 +45,28 @@ def test_a_plain_ansible_module_would_log_every_file(logged):
     """Why MigrateModule exists: AnsibleModule logs each option's value, the files' content too."""
     module(basic.AnsibleModule)
     assert all(content in logged[0] for content in FILES.values())
+
+
+@pytest.fixture
+def unfrozen():
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+@pytest.mark.usefixtures("logged", "unfrozen")
+@pytest.mark.parametrize(("end", "rc", "key"), [("exit_json", 0, "changed"), ("fail_json", 1, "failed")])
+def test_the_process_ends_with_its_heap_frozen_and_the_result_written(capsys, end, rc, key):
+    """Frozen objects are left out of the interpreter's collections at exit; the result is unchanged."""
+    built = module(MigrateModule)
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(SystemExit) as ended:
+        if end == "exit_json":
+            built.exit_json(changed=True, version="2")
+        else:
+            built.fail_json("V2__second.sql: syntax error", version="1")
+    assert ended.value.code == rc
+    assert gc.get_freeze_count() > 0
+    result = json.loads(capsys.readouterr().out)
+    assert result[key] is True
+    assert result["version"] == ("2" if rc == 0 else "1")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import weakref
 
 import pytest
 from ansible.errors import AnsibleActionFail
+from ansible.executor.process.worker import WorkerProcess
 
+from ansible_collections.dbops.datastores.plugins.plugin_utils import _migration_files
 from ansible_collections.dbops.datastores.plugins.plugin_utils._migration_files import (
     collector_paused,
     read_directory,
@@ -17,10 +21,34 @@ from ansible_collections.dbops.datastores.plugins.plugin_utils._migration_files 
 def collector_state():
     was = gc.isenabled()
     yield
+    gc.unfreeze()
     if was:
         gc.enable()
     else:
         gc.disable()
+
+
+class _Node:
+    """A syntax-tree node as ansible-core's payload builder leaves them: linked both ways."""
+
+    def __init__(self) -> None:
+        self.child = self
+        self.parent = self
+
+
+def _cyclic_garbage() -> weakref.ref:
+    node = _Node()
+    node.child = _Node()
+    node.child.parent = node
+    return weakref.ref(node)
+
+
+@pytest.fixture
+def task_worker(monkeypatch):
+    """This process seen as an ansible-core task worker (which ends with os._exit after its task)."""
+    worker = WorkerProcess.__new__(WorkerProcess)
+    monkeypatch.setattr(multiprocessing, "current_process", lambda: worker)
+    assert _migration_files.in_task_worker()
 
 
 def test_the_collector_is_paused_inside_and_on_again_after(collector_state):
@@ -41,6 +69,36 @@ def test_a_collector_that_was_off_stays_off(collector_state):
     gc.disable()
     with collector_paused():
         assert not gc.isenabled()
+    assert not gc.isenabled()
+
+
+def test_outside_a_task_worker_the_garbage_of_the_pause_is_collected(collector_state):
+    assert not _migration_files.in_task_worker()
+    gc.enable()
+    with collector_paused():
+        tree = _cyclic_garbage()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert tree() is None
+
+
+def test_in_a_task_worker_the_garbage_of_the_pause_is_left_to_its_exit(collector_state, task_worker):
+    gc.enable()
+    with collector_paused():
+        tree = _cyclic_garbage()
+    assert gc.isenabled()
+    gc.collect()
+    assert tree() is not None  # frozen, not walked by any collection of the worker
+    later = _cyclic_garbage()  # made after the pause (a loop's next item): collected as usual
+    gc.collect()
+    assert later() is None
+
+
+def test_in_a_task_worker_a_collector_that_was_off_stays_off(collector_state, task_worker):
+    gc.disable()
+    with collector_paused():
+        pass
     assert not gc.isenabled()
 
 
