@@ -13,7 +13,9 @@ work, and prints the ratio:
    ``modify_module`` for ``ansible.builtin.ping`` (what any Python module costs: ansible's own
    module_utils, parsed again for each module) and for ``dbops.datastores.pg_migrate``, each with
    an empty AnsiBallZ cache; pg_migrate's with Python's garbage collector on, and paused as its
-   action plugin pauses it (``collector_paused``);
+   action plugin pauses it (``collector_paused``); then the first collection once the collector
+   is on again after the paused build (the syntax trees' garbage), with the collector's state only
+   restored against restored as in a task's worker (everything alive frozen first);
 2. *import on the host*: in a fresh interpreter, from a copy of the code without bytecode (the
    payload holds none), ``ansible.module_utils.basic`` (every module), psycopg2, then pg_migrate's
    own code;
@@ -24,20 +26,26 @@ work, and prints the ratio:
    and without the ``LOCK``, to show what each costs;
 4. *per migration on the client*: reading, planning and checking the workloads of
    ``bench.pg_migrate_bench`` (``discover``, ``plan``, ``prepare_all``; the statement splitter
-   alone beside them), in microseconds per migration.
+   alone beside them), in microseconds per migration;
+5. *the module process's end on the host*: from the copy of part 2, with the realistic workload's
+   files shipped and planned, the time from the call of ``exit_json`` to the process's exit,
+   ansible-core's ``AnsibleModule`` against ``MigrateModule`` (which freezes the heap first).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import gc
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +106,6 @@ def payload_builds() -> None:
     for _round in range(REPEAT):  # alternating, so all see the same machine
         for name, run in builds.items():
             took[name] = min(took[name], timed(run))
-    shutil.rmtree(local_tmp, ignore_errors=True)
     ping = took["ansible.builtin.ping"]
     print("1. payload build at a module's first use in a play (controller, best of"
           f" {REPEAT}, alternating; {len(gc.get_objects())} objects in this process's heap)")
@@ -106,6 +113,57 @@ def payload_builds() -> None:
         print(f"   {name:66s} {ms(seconds)} ({seconds / ping:.2f}x ping's)")
     print(f"   payload sizes: ping {sizes['ansible.builtin.ping']} bytes, pg_migrate"
           f" {sizes['dbops.datastores.pg_migrate']} bytes")
+    first_collection(builds["dbops.datastores.pg_migrate, collector paused (its action plugin)"])
+    shutil.rmtree(local_tmp, ignore_errors=True)
+
+
+def _collected() -> int:
+    return sum(generation["collected"] for generation in gc.get_stats())
+
+
+def first_collection(paused_build: Callable[[], object]) -> None:
+    """The first collection after the paused build: restored only, and as in a task's worker.
+
+    Timed by ``gc.callbacks``: every collection from the build's start (none while paused) to an
+    explicit young-generation one after it (which the next allocations would start anyway).
+    """
+    from ansible_collections.dbops.datastores.plugins.plugin_utils import _migration_files
+
+    took = {False: float("inf"), True: float("inf")}
+    collected: dict[bool, set[int]] = {False: set(), True: set()}
+    clock = {"start": 0.0, "spent": 0.0}
+
+    def timer(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            clock["start"] = time.perf_counter()
+        else:
+            clock["spent"] += time.perf_counter() - clock["start"]
+
+    real = _migration_files.in_task_worker
+    gc.callbacks.append(timer)
+    try:
+        for _round in range(REPEAT):
+            for worker in (False, True):
+                _migration_files.in_task_worker = functools.partial(bool, worker)
+                gc.collect()
+                gc.enable()
+                before = _collected()
+                clock["spent"] = 0.0
+                paused_build()  # under collector_paused(), which calls in_task_worker() at its end
+                gc.collect(0)
+                took[worker] = min(took[worker], clock["spent"])
+                collected[worker].add(_collected() - before)
+                gc.unfreeze()
+    finally:
+        gc.callbacks.remove(timer)
+        _migration_files.in_task_worker = real
+    if min(collected[False]) < 10_000 or max(collected[True]) > 1_000:
+        raise RuntimeError(f"the collections did not find what this part measures: {collected}")
+    print("   first collection after the paused build (a young-generation one)")
+    print(f"     collector's state restored only         {ms(took[False])}"
+          f" ({min(collected[False])} objects collected)")
+    print(f"     as in a task's worker (frozen, restored) {ms(took[True])}"
+          f" ({max(collected[True])} objects collected)")
 
 
 # ---------------------------------------------------------------- 2. import on the host
@@ -124,18 +182,29 @@ print(t1 - t0, t2 - t1, t3 - t2)
 """
 
 
-def imports() -> None:
+@contextlib.contextmanager
+def code_copy() -> Iterator[Path]:
+    """A copy of the collection's plugins without bytecode, as the payload ships them."""
     copy = Path(tempfile.mkdtemp(prefix="dbops-bench-import-"))
     target = copy / "ansible_collections" / "dbops" / "datastores"
     shutil.copytree(REPO_ROOT / "plugins", target / "plugins",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    try:
+        yield copy
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+NO_BYTECODE = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+
+
+def imports() -> None:
     runs = []
-    for _round in range(REPEAT):
-        out = subprocess.run([sys.executable, "-B", "-c", _IMPORTS, str(copy)], check=True,
-                             capture_output=True, text=True, env=env).stdout.split()
-        runs.append([float(v) for v in out])
-    shutil.rmtree(copy, ignore_errors=True)
+    with code_copy() as copy:
+        for _round in range(REPEAT):
+            out = subprocess.run([sys.executable, "-B", "-c", _IMPORTS, str(copy)], check=True,
+                                 capture_output=True, text=True, env=NO_BYTECODE).stdout.split()
+            runs.append([float(v) for v in out])
     basic, driver, ours = (min(r[i] for r in runs) for i in range(3))
     print(f"\n2. import on the host (fresh interpreter, no bytecode, best of {REPEAT})")
     print(f"   ansible.module_utils.basic (every module) {ms(basic)}")
@@ -273,6 +342,64 @@ def client_work() -> None:
             print(f"     {label:55s} {seconds * 1e6:6.0f} us")
 
 
+# ---------------------------------------------------------------- 5. the module process's end
+
+_END = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from ansible.module_utils import basic
+from ansible_collections.dbops.datastores.plugins.module_utils import _migrations as mig
+from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
+from ansible_collections.dbops.datastores.plugins.module_utils._migrate_module import MigrateModule
+from ansible_collections.dbops.datastores.plugins.modules import pg_migrate
+with open(sys.argv[3]) as handle:
+    args = json.load(handle)
+basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+basic._ANSIBLE_PROFILE = "legacy"
+cls = MigrateModule if sys.argv[2] == "MigrateModule" else basic.AnsibleModule
+module = cls(argument_spec=pg_migrate.argument_spec(), supports_check_mode=True)
+found = mig.discover("/bench", pm.EXTENSIONS, contents=mig.shipped_contents(module.params["files"], "/bench"))
+planned = mig.plan(found, [], pm.Settings.from_params(module.params).plan_options())
+sys.stderr.write(f"{time.monotonic()}\\n")
+sys.stderr.flush()
+module.exit_json(changed=False, pending=len(planned.steps))
+"""
+
+
+def host_end() -> None:
+    """From ``exit_json`` to the process's exit, with the realistic workload shipped and planned."""
+    files = {f"V{i:04d}__m.sql": base64.b64encode(up.encode()).decode()
+             for i, (up, _down) in enumerate(realistic(300), 1)}
+    classes = ("AnsibleModule", "MigrateModule")
+    took = dict.fromkeys(classes, float("inf"))
+    results: dict[str, set[str]] = {name: set() for name in classes}
+    with code_copy() as copy:
+        args = copy / "args.json"
+        # no_log: AnsibleModule would log every file's content to this machine's journal
+        args.write_text(json.dumps({"src": "/bench", "files": files, "login_db": "app",
+                                    "_ansible_no_log": True}))
+        for _round in range(REPEAT):
+            for name in classes:
+                proc = subprocess.Popen([sys.executable, "-B", "-c", _END, str(copy), name, str(args)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env=NO_BYTECODE)
+                called = proc.stderr.readline() if proc.stderr else ""
+                out, err = proc.communicate()
+                ended = time.monotonic()
+                if proc.returncode != 0 or not called:
+                    raise RuntimeError(f"{name}: the module process failed: {called}{err}")
+                took[name] = min(took[name], ended - float(called))
+                results[name].add(out)
+    if len(results["AnsibleModule"] | results["MigrateModule"]) != 1:
+        raise RuntimeError(f"the two ends wrote different results: {results}")
+    pending = json.loads(next(iter(results["MigrateModule"])))["pending"]
+    print(f"\n5. the module process's end on the host (exit_json to exit, {pending} migrations shipped"
+          f" and planned, best of {REPEAT})")
+    base = took["AnsibleModule"]
+    for name, seconds in took.items():
+        print(f"   {name + '.exit_json':40s} {ms(seconds)} ({seconds / base:.2f}x)")
+
+
 def main() -> None:
     ensure_collection_link()
     if str(COLLECTIONS_PATH) not in sys.path:
@@ -288,6 +415,7 @@ def main() -> None:
     finally:
         pg_harness.stop_cluster(server)
     client_work()
+    host_end()
     load = os.getloadavg()
     print(f"\nload average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
