@@ -513,10 +513,29 @@ def evaluate_pg(facts: dict[str, Any], thresholds: dict[str, Any] | None = None)
 # Replicated clusters across hosts (status.yml, health.yml: the pg_clusters filter)
 # ---------------------------------------------------------------------------------------------
 
-def application_name(inventory_name: str) -> str:
-    """The application_name a standby reports (the postgresql role sets cluster_name to the
-    inventory name, lowercased, with anything outside [a-z0-9_] replaced by ``_``)."""
+SLOT_NAME_MAX = 63  # NAMEDATALEN - 1: PostgreSQL refuses longer replication slot names
+
+
+def member_name(inventory_name: str) -> str:
+    """The name a member of a replicated cluster goes by on its primary: its physical replication
+    slot and the application_name its WAL receiver reports (both set by the postgresql role).
+
+    The inventory name, lowercased, with anything outside ``[a-z0-9_]`` (the characters PostgreSQL
+    allows in a slot name) replaced by ``_``. Used by the role (the ``pg_member_name`` filter) and by
+    :func:`pg_clusters`, so both agree on it.
+    """
     return re.sub(r"[^a-z0-9_]", "_", inventory_name.lower())
+
+
+def member_name_problem(inventory_name: str) -> str | None:
+    """Why ``inventory_name`` cannot name a cluster member's slot, or None."""
+    name = member_name(inventory_name)
+    if not inventory_name:
+        return "an empty inventory name names no replication slot"
+    if len(name.encode()) > SLOT_NAME_MAX:
+        return (f"{inventory_name}: its replication slot name {name} is {len(name.encode())} bytes long;"
+                f" PostgreSQL allows at most {SLOT_NAME_MAX} (use a shorter inventory name or alias)")
+    return None
 
 
 def pg_clusters(nodes: dict[str, dict[str, Any]], max_retained_bytes: int) -> dict[str, Any]:
@@ -559,7 +578,7 @@ def pg_clusters(nodes: dict[str, dict[str, Any]], max_retained_bytes: int) -> di
         if (repl or {}).get("role") != "standby":
             continue
         standby = repl.get("standby") or {}
-        if application_name(name) not in connected:
+        if member_name(name) not in connected:
             findings.append(f"{name} is a standby that no primary of this play shows as connected (replayed "
                             f"{standby.get('replay_lag_seconds', '?')} s behind)")
         status = standby.get("wal_receiver_status", "streaming")

@@ -92,7 +92,7 @@ def test_the_cluster_view_from_what_each_node_said():
 
 
 def test_the_standby_name_matches_the_role_application_name():
-    assert checks.application_name("PG-Prod.2") == "pg_prod_2"
+    assert checks.member_name("PG-Prod.2") == "pg_prod_2"
     primary = {**PRIMARY, "replicas": [{**STREAMING, "application_name": "pg_prod_2"}], "slots": []}
     view = checks.pg_clusters({"PG-Prod.1": primary, "PG-Prod.2": standby()}, 10)
     assert view["findings"] == []
