@@ -376,13 +376,62 @@ def free_bytes(path: str) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def check_free_space(data_directory: str, needed: int | None, free: int | None) -> None:
-    """A scratch restore that cannot fit is refused before it writes anything (a full disk halfway
-    through leaves a half-restored copy to remove and an error that names a file, not the cause)."""
+def used_bytes(data_directory: str) -> int | None:
+    """Bytes of the files a data directory holds now, its tablespaces' (``pg_tblspc`` links)
+    included; None when a part cannot be read."""
+    roots = [data_directory]
+    links = os.path.join(data_directory, "pg_tblspc")
+    try:
+        roots += [os.path.join(links, name) for name in os.listdir(links)]
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    total = 0
+    try:
+        for root in roots:
+            for parent, _dirs, names in os.walk(root, onerror=_raise):
+                for name in names:
+                    info = os.lstat(os.path.join(parent, name))
+                    if stat.S_ISREG(info.st_mode):
+                        total += info.st_size
+    except OSError:
+        return None
+    return total
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def replace_growth(backup_size: int | None, used: int | None) -> int | None:
+    """How much a replace (``--delta``) restore makes the data directory grow, at least.
+
+    pgBackRest removes the files the backup does not hold, keeps those that match and rewrites the
+    others in place (truncated, then written: no temporary copies), so the directory ends at the
+    backup's size; whatever the order, it grows by at least the difference. None when either size
+    is unknown (pgBackRest decides)."""
+    if backup_size is None or used is None:
+        return None
+    return max(0, backup_size - used)
+
+
+def check_free_space(data_directory: str, needed: int | None, free: int | None, *,
+                     replacing: int | None = None) -> None:
+    """A restore that cannot fit is refused before it writes anything (a full disk halfway through
+    leaves a half-restored directory and an error that names a file, not the cause).
+
+    ``needed``: a scratch restore's backup size, or the growth of a replace restore over the
+    ``replacing`` bytes the data directory holds now (:func:`replace_growth`)."""
     if needed is None or free is None or free >= needed:
         return
-    raise DbopsError(f"restore into {data_directory}: the backup needs {human_bytes(needed)} and the file "
-                     f"system holds {human_bytes(free)} free (nothing was changed)")
+    if replacing is None:
+        raise DbopsError(f"restore into {data_directory}: the backup needs {human_bytes(needed)} and the "
+                         f"file system holds {human_bytes(free)} free (nothing was changed)")
+    raise DbopsError(f"restore into {data_directory}: the backup is {human_bytes(needed + replacing)}, the "
+                     f"data directory holds {human_bytes(replacing)} now, so it grows by at least "
+                     f"{human_bytes(needed)}, and the file system holds {human_bytes(free)} free "
+                     "(nothing was changed)")
 
 
 def running_postmaster(data_directory: str) -> int | None:
@@ -548,10 +597,14 @@ def plan_restore(binary: str, config: str, stanza: str, *, data_directory: str, 
     raw, view = read_one_stanza(binary, config, stanza)
     validate_target(target, view)
     backup = choose_backup(raw, target)
+    size = (backup.get("info") or {}).get("size")
+    backup_size = int(size) if isinstance(size, int) else None
     if mode == "scratch":
-        size = (backup.get("info") or {}).get("size")
-        check_free_space(data_directory, int(size) if isinstance(size, int) else None,
-                         free_bytes(data_directory))
+        check_free_space(data_directory, backup_size, free_bytes(data_directory))
+    else:
+        used = used_bytes(data_directory)
+        check_free_space(data_directory, replace_growth(backup_size, used), free_bytes(data_directory),
+                         replacing=used)
     argv = restore_argv(binary, config, stanza, data_directory=data_directory, mode=mode, target_time=target,
                         target_action=target_action, backup_set=backup["label"])
     return {

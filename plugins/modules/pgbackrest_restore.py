@@ -16,7 +16,9 @@ description:
     the oldest restorable backup's end or after the newest archived WAL segment, a time without a
     time zone, a running postmaster in O(data_directory), and in O(mode=scratch) a directory that is
     not empty, overlaps a data directory named in the configuration (C(pgN-path)), or sits on a file
-    system with less free space than the backup's size.
+    system with less free space than the backup's size; in O(mode=replace) a directory that is not a
+    data directory, or a file system with less free space than the backup's size minus what the
+    data directory and its tablespaces hold now (the least it grows by).
   - A scratch restore that fails removes what it wrote. The restored cluster is not started; recovery
     runs when it is (see M(dbops.datastores.pg_pitr_drill) for a restore that is started and checked).
 options:

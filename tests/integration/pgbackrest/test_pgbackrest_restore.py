@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import pgbackrest as pgbr_harness
+from tests.harness.proc import mount_tmpfs, unmount
 
 
 def _restore(ansible, pitr_stanza, check=False, **args):
@@ -172,3 +174,29 @@ def test_non_empty_scratch_directory_is_refused(ansible, pitr_stanza, scratch):
     assert result.get("failed") is True
     assert "scratch mode needs an empty or absent directory" in result["msg"]
     assert [p.name for p in scratch.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize("mode", ["scratch", "replace"])
+def test_a_restore_that_cannot_fit_is_refused_before_anything_is_written(ansible, pitr_stanza, scratch, mode):
+    """A 2 MiB file system: scratch needs the backup's size; replace needs what the stopped
+    cluster's directory (here a PG_VERSION only) grows by. Both refused, the directory untouched."""
+    scratch.mkdir(parents=True)
+    try:
+        mount_tmpfs(scratch, "2m", mode="0700")
+    except OSError as exc:
+        pytest.skip(str(exc))
+    try:
+        if mode == "replace":
+            (scratch / "PG_VERSION").write_text("15\n")
+        pgbr_harness.chown_to_cluster_user(scratch)
+        digest = _tree_digest(scratch)
+        result = _restore(ansible, pitr_stanza, data_directory=str(scratch), mode=mode)
+        assert result.get("failed") is True and result["changed"] is False
+        grows = (r"the backup needs \S+ MiB" if mode == "scratch" else
+                 r"the backup is \S+ MiB, the data directory holds 3 B now, so it grows by at least \S+ MiB,")
+        assert re.fullmatch(rf"restore into {re.escape(str(scratch))}: {grows} and the file system holds"
+                            r" \S+ (KiB|MiB) free \(nothing was changed\)", result["msg"]), result["msg"]
+        assert _tree_digest(scratch) == digest
+        assert sorted(p.name for p in scratch.iterdir()) == ([] if mode == "scratch" else ["PG_VERSION"])
+    finally:
+        unmount(scratch)

@@ -287,3 +287,46 @@ def test_check_free_space_refuses_a_scratch_restore_that_cannot_fit(tmp_path):
                              "3.0 MiB free (nothing was changed)")
     # an absent directory is measured on its nearest existing parent
     assert _pgbackrest.free_bytes(str(tmp_path / "a" / "b")) == _pgbackrest.free_bytes(str(tmp_path)) > 0
+
+
+def test_replace_growth_is_the_backup_beyond_what_the_directory_holds():
+    assert _pgbackrest.replace_growth(100, 30) == 70
+    assert _pgbackrest.replace_growth(30, 100) == 0  # shrinks: rewritten in place, nothing to add
+    assert _pgbackrest.replace_growth(None, 30) is None  # size unknown: pgBackRest decides
+    assert _pgbackrest.replace_growth(100, None) is None  # the directory could not be read
+
+
+def test_check_free_space_refuses_a_replace_restore_that_cannot_grow_enough():
+    mib = 1024 * 1024
+    _pgbackrest.check_free_space("/var/lib/pg", 20 * mib, 20 * mib, replacing=10 * mib)  # just fits
+    with pytest.raises(DbopsError) as err:
+        _pgbackrest.check_free_space("/var/lib/pg", 20 * mib, 3 * mib, replacing=10 * mib)
+    assert err.value.msg == ("restore into /var/lib/pg: the backup is 30.0 MiB, the data directory holds "
+                             "10.0 MiB now, so it grows by at least 20.0 MiB, and the file system holds "
+                             "3.0 MiB free (nothing was changed)")
+
+
+def test_used_bytes_counts_files_and_tablespaces_once(tmp_path):
+    data = tmp_path / "data"
+    (data / "base" / "1").mkdir(parents=True)
+    (data / "base" / "1" / "1259").write_bytes(b"x" * 8192)
+    (data / "PG_VERSION").write_text("15\n")
+    tablespace = tmp_path / "ts"
+    (tablespace / "PG_15_1").mkdir(parents=True)
+    (tablespace / "PG_15_1" / "16384").write_bytes(b"y" * 4096)
+    (data / "pg_tblspc").mkdir()
+    (data / "pg_tblspc" / "16400").symlink_to(tablespace)
+    (data / "base" / "1" / "link").symlink_to(data / "PG_VERSION")  # a link is not counted twice
+    assert _pgbackrest.used_bytes(str(data)) == 8192 + 3 + 4096
+    assert _pgbackrest.used_bytes(str(tmp_path / "absent")) is None  # replace mode refuses it before
+
+
+def test_used_bytes_is_unknown_when_a_part_cannot_be_read(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    (data / "base").mkdir(parents=True)
+
+    def refused(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(_pgbackrest.os, "scandir", refused)
+    assert _pgbackrest.used_bytes(str(data)) is None
