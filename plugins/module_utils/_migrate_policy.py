@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
+from ansible_collections.dbops.datastores.plugins.module_utils._health import human_bytes
 
 try:  # Python >= 3.9 (every controller this collection supports)
     import zoneinfo
@@ -210,14 +211,6 @@ def estimate_backup_bytes(database_bytes: int, last_backup_bytes: int | None, *,
         factor, source = default_factor, "default"
     return {"database_bytes": database_bytes, "factor": round(factor, 4), "factor_source": source,
             "margin": margin, "estimated_bytes": int(database_bytes * factor * margin)}
-
-
-def human_bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
 
 
 def space_problem(root: str, free_bytes: int, estimated_bytes: int, label: str) -> str | None:
