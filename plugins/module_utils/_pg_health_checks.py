@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
 from ansible_collections.dbops.datastores.plugins.module_utils._health import (
     CRITICAL,
     GIB,
@@ -527,15 +528,16 @@ def member_name(inventory_name: str) -> str:
     return re.sub(r"[^a-z0-9_]", "_", inventory_name.lower())
 
 
-def member_name_problem(inventory_name: str) -> str | None:
-    """Why ``inventory_name`` cannot name a cluster member's slot, or None."""
-    name = member_name(inventory_name)
+def checked_member_name(inventory_name: str) -> str:
+    """:func:`member_name`, or a DbopsError when PostgreSQL could not take it as a slot name."""
     if not inventory_name:
-        return "an empty inventory name names no replication slot"
+        raise DbopsError("an empty inventory name names no replication slot")
+    name = member_name(inventory_name)
     if len(name.encode()) > SLOT_NAME_MAX:
-        return (f"{inventory_name}: its replication slot name {name} is {len(name.encode())} bytes long;"
-                f" PostgreSQL allows at most {SLOT_NAME_MAX} (use a shorter inventory name or alias)")
-    return None
+        raise DbopsError(f"{inventory_name}: its replication slot name {name} is {len(name.encode())} bytes"
+                         f" long; PostgreSQL allows at most {SLOT_NAME_MAX} (use a shorter inventory name"
+                         " or alias)")
+    return name
 
 
 def pg_clusters(nodes: dict[str, dict[str, Any]], max_retained_bytes: int) -> dict[str, Any]:
