@@ -34,12 +34,18 @@ def test_pg_preflight_lists_idle_in_transaction_sessions_and_waits_for_them(ansi
                                                                   on_sessions="continue"))
         assert goes_on.get("failed") is not True and len(goes_on["sessions"]) == 1
 
-        # The session ends while the pre-flight waits for it: the pre-flight goes on.
+        # The session ends while the pre-flight waits for it: the pre-flight goes on. The holder
+        # ends once this pre-flight's first look at the sessions has returned (a backend started
+        # after `since`, no longer active, its last query the sessions query); a backend of the
+        # runs above may still be listed while it exits, and must not count.
+        since = pg_server.query("SELECT clock_timestamp()", dbname=pg_db)[0][0]
+
         def end_once_seen_waiting():
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not pg_server.query(
                     "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%%xact_start > make_interval%%'"
-                    " AND pid <> pg_backend_pid()", dbname=pg_db):
+                    " AND state <> 'active' AND backend_start > %s AND pid <> pg_backend_pid()",
+                    (since,), dbname=pg_db):
                 time.sleep(0.05)
             holder.rollback()
 
