@@ -136,15 +136,13 @@ stale_reasons:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_offhost, _backup_ops, _offhost
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = DbopsModule(
         argument_spec={
             "root": {"type": "path", "required": True},
             "engine": {"type": "str", "choices": ["postgresql", "mongodb"]},

@@ -81,15 +81,13 @@ estimates:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_catalog, _migrate_policy
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = DbopsModule(
         argument_spec={
             "root": {"type": "path", "required": True},
             "databases": {"type": "list", "elements": "dict", "required": True, "options": {

@@ -72,11 +72,9 @@ failed_assertions:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _assertions, _mongodb
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
@@ -90,7 +88,7 @@ def main() -> None:
             "count": {"type": "int", "required": True},
         }},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=spec, supports_check_mode=True)
     client = None
     try:
         _assertions.validate(module.params["assertions"], ["collection"])

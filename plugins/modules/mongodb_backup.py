@@ -101,11 +101,9 @@ skipped_reason:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops, _mongodb, _mongodb_backup
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
@@ -114,7 +112,7 @@ def main() -> None:
         root={"type": "path", "required": True},
         **_mongodb_backup.backup_option_spec(),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     options = {k: p[k] for k in _mongodb_backup.backup_option_spec() if k != "min_interval"}
     try:

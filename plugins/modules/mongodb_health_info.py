@@ -225,8 +225,6 @@ collected_at:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import (
     _health,
     _mongodb,
@@ -234,7 +232,7 @@ from ansible_collections.dbops.datastores.plugins.module_utils import (
     _mongodb_health_checks,
 )
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
@@ -244,7 +242,7 @@ def main() -> None:
         max_collections={"type": "int", "default": 20},
         thresholds=_health.threshold_argument_spec(_mongodb_health_checks.MONGODB_THRESHOLDS),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     try:
         thresholds = _health.merge_thresholds(_mongodb_health_checks.MONGODB_THRESHOLDS, params["thresholds"])

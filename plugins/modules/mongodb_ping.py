@@ -96,20 +96,18 @@ is_root:
   sample: false
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import (
     DbopsError,
     MissingDriverError,
 )
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
     argument_spec = _mongodb.mongodb_argument_spec()
     argument_spec.update(fail_on_unavailable={"type": "bool", "default": True})
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         client = _mongodb.connect(module.params)
     except MissingDriverError as exc:

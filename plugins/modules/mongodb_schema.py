@@ -288,12 +288,10 @@ database:
   sample: octopus_messenger
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb
 from ansible_collections.dbops.datastores.plugins.module_utils import _mongodb_schema as schema
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 STATE = {"type": "str", "choices": ["present", "absent"], "default": "present"}
 
@@ -349,7 +347,7 @@ def main() -> None:
         allow_rebuild={"type": "bool", "default": False},
         purge_indexes={"type": "bool", "default": False},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=argument_spec, supports_check_mode=True)
     database = module.params["database"]
     result = {"changed": False, "commands": [], "rebuilt": [], "database": database}
     try:

@@ -63,11 +63,9 @@ failed_assertions:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _assertions, _pg_migrate, _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
@@ -76,7 +74,7 @@ def main() -> None:
         "name": {"type": "str", "required": True},
         "sql": {"type": "str", "required": True},
     }})
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=spec, supports_check_mode=True)
     conn = None
     try:
         _assertions.validate(module.params["assertions"], ["sql"])

@@ -389,8 +389,6 @@ skipped_databases:
   elements: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import (
     _health,
     _pg_health,
@@ -399,7 +397,7 @@ from ansible_collections.dbops.datastores.plugins.module_utils import (
     _query_text,
 )
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
@@ -411,7 +409,7 @@ def main() -> None:
         migration_table={"type": "str", "default": "dbops_schema_history"},
         thresholds=_health.threshold_argument_spec(_pg_health_checks.PG_THRESHOLDS),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     try:
         thresholds = _health.merge_thresholds(_pg_health_checks.PG_THRESHOLDS, params["thresholds"])

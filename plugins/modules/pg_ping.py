@@ -122,20 +122,18 @@ member_of:
   sample: [pg_monitor, pg_read_all_settings, pg_read_all_stats, pg_stat_scan_tables]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import (
     DbopsError,
     MissingDriverError,
 )
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
     argument_spec = _postgres.pg_argument_spec()
     argument_spec.update(fail_on_unavailable={"type": "bool", "default": True})
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=argument_spec, supports_check_mode=True)
     try:
         conn = _postgres.connect(module.params, autocommit=True)
     except MissingDriverError as exc:

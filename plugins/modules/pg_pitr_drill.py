@@ -126,11 +126,9 @@ cleaned_up:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _pg_pitr_drill, _pgbackrest
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
@@ -148,7 +146,7 @@ def main() -> None:
         bin_dir={"type": "path"},
         start_timeout={"type": "int", "default": 600},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     result: dict = {"changed": False, "checks": []}
     try:

@@ -68,11 +68,9 @@ waited_s:
   type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _pg_preflight, _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
@@ -82,7 +80,7 @@ def main() -> None:
         session_wait={"type": "float", "default": 0},
         on_sessions={"type": "str", "default": "fail", "choices": list(_pg_preflight.ON_SESSIONS)},
     )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=spec, supports_check_mode=True)
     conn = None
     try:
         conn = _postgres.connect(module.params, autocommit=True)

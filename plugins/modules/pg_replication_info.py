@@ -103,11 +103,9 @@ decision:
       returned: always
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _pg_replication, _postgres
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
@@ -121,7 +119,7 @@ def main() -> None:
         force_rebuild={"type": "bool", "default": False},
         decide={"type": "bool", "default": True},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     result: dict = {"changed": False}
     try:

@@ -138,14 +138,12 @@ skipped_reason:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import (
     _backup_offhost,
     _postgres,
 )
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
@@ -163,8 +161,8 @@ def main() -> None:
         bin_dir={"type": "path"},
     )
     argument_spec.update(_backup_offhost.restore_option_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=_backup_offhost.RESTORE_REQUIRED_IF)
+    module = DbopsModule(argument_spec=argument_spec, supports_check_mode=True,
+                         required_if=_backup_offhost.RESTORE_REQUIRED_IF)
     p = module.params
     options = {k: p[k] for k in ("backup", "database", "create", "clean", "jobs", "no_owner", "no_privileges",
                                  "bin_dir")}

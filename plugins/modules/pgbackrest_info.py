@@ -88,15 +88,13 @@ stanzas:
       returned: always
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _pgbackrest
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=_pgbackrest.pgbackrest_argument_spec(), supports_check_mode=True)
+    module = DbopsModule(argument_spec=_pgbackrest.pgbackrest_argument_spec(), supports_check_mode=True)
     params = module.params
     result: dict = {"changed": False, "stanzas": []}
     try:

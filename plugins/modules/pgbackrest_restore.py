@@ -104,11 +104,9 @@ restore_seconds:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.dbops.datastores.plugins.module_utils import _pgbackrest
 from ansible_collections.dbops.datastores.plugins.module_utils._errors import DbopsError
-from ansible_collections.dbops.datastores.plugins.module_utils._module import fail_from_error
+from ansible_collections.dbops.datastores.plugins.module_utils._module import DbopsModule, fail_from_error
 
 
 def main() -> None:
@@ -119,7 +117,7 @@ def main() -> None:
         target_time={"type": "str"},
         target_action={"type": "str", "choices": list(_pgbackrest.TARGET_ACTIONS), "default": "promote"},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = DbopsModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     result: dict = {"changed": False}
     plan: dict = {}
