@@ -34,13 +34,15 @@ def read_directory(directory: str, extensions: tuple[str, ...]) -> dict[str, str
         raise AnsibleActionFail(f"read migrations in {directory}: the directory {what}")
     exts = tuple(f".{e.lower()}" for e in extensions)
     files: dict[str, str] = {}
+    base = len(os.path.join(directory, ""))  # os.walk joins the directories below onto this
     for root, dirs, names in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        prefix = root[base:].replace(os.sep, "/") + "/" if len(root) > base else ""
         for name in sorted(names):
             if name.startswith(".") or not name.lower().endswith(exts):
                 continue
             path = os.path.join(root, name)
-            script = os.path.relpath(path, directory).replace(os.sep, "/")
+            script = prefix + name  # os.path.relpath, without its cost (about 5 ms per 1,000 files)
             try:
                 with open(path, "rb") as handle:
                     files[script] = base64.b64encode(handle.read()).decode("ascii")

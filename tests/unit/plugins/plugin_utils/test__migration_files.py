@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import weakref
 
 import pytest
@@ -111,6 +112,17 @@ def test_read_directory_keeps_migration_files_only(tmp_path):
     files = read_directory(str(tmp_path), ("sql",))
     assert sorted(files) == ["V1__a.sql", "sub/V2__b.SQL"]
     assert files["V1__a.sql"] == "U0VMRUNUIDE7"
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "//"])
+def test_read_directory_names_files_relative_to_the_directory_however_it_is_written(tmp_path, suffix):
+    for script in ("V1__a.sql", "sub/V2__b.sql", "sub/deeper/V3__c.sql", "s/V4__d.sql"):
+        (tmp_path / script).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / script).write_text("SELECT 1;")
+    files = read_directory(str(tmp_path) + suffix, ("sql",))
+    assert sorted(files) == ["V1__a.sql", "s/V4__d.sql", "sub/V2__b.sql", "sub/deeper/V3__c.sql"]
+    assert sorted(files) == sorted(os.path.relpath(path, tmp_path).replace(os.sep, "/")
+                                   for path in tmp_path.rglob("*.sql"))
 
 
 def test_read_directory_names_a_missing_directory(tmp_path):
