@@ -354,3 +354,51 @@ def test_a_full_offhost_disk_fails_the_copy_loudly_and_the_next_run_catches_up(
         _restic(offhost, "check")
     finally:
         unmount(disk)
+
+
+@pytest.mark.parametrize("untrusted", ["owned by nobody", "group-writable", "symlink"])
+def test_restore_and_status_refuse_a_backup_configuration_root_does_not_own(
+        ansible, pg_server, local_offhost, tmp_path, untrusted):
+    """restore.yml and status.yml run restic from backup.json's offhost section as root: a file the
+    backup user (or anyone but root) could write must not choose the program root runs."""
+    marker = tmp_path / "ran-as-root"
+    planted = tmp_path / "planted-restic"
+    planted.write_text(f"#!/bin/sh\nid -u > {marker}\nexit 1\n")
+    planted.chmod(0o755)
+    config_dir = tmp_path / "etc"
+    config_dir.mkdir(mode=0o750)
+    root, config = _config(config_dir, {"offhost": {**local_offhost, "restic_bin": str(planted)}})
+    target = config_dir / "backup.json"
+    if untrusted == "symlink":
+        real = shutil.move(str(config), str(tmp_path / "real.json"))
+        target.symlink_to(real)
+    elif untrusted == "owned by nobody":
+        os.chown(target, 65534, 65534)
+    else:
+        target.chmod(0o660)
+    expected = {"owned by nobody": "the file is owned by nobody, not root",
+                "group-writable": "the file is writable by its group",
+                "symlink": "the file is a symbolic link"}[untrusted]
+
+    login = pg_server.params()
+    paths = {"db_backup_root": str(root), "db_backup_config_dir": str(config_dir)}
+    restore = ansible.playbook(REPO_ROOT / "playbooks" / "restore.yml", extra_vars={
+        "dbops_restore_host": "localhost", "dbops_restore_engine": "postgresql",
+        "dbops_restore_database": "never_restored", "dbops_restore_confirm": "never_restored",
+        "dbops_restore_source": "offhost", **paths,
+        "db_backup_postgresql_login_host": login["login_host"],
+        "db_backup_postgresql_login_port": login["login_port"],
+        "db_backup_postgresql_login_user": login["login_user"],
+        "db_backup_postgresql_password": login["login_password"]})
+    assert restore.rc != 0
+    failed = next(r for r in restore.task_results() if r.get("failed"))
+    assert expected in failed["msg"] and failed["msg"].endswith("nothing was restored"), failed["msg"]
+    assert not marker.exists()
+
+    status = ansible.playbook(REPO_ROOT / "playbooks" / "status.yml",
+                              extra_vars={"dbops_status_hosts": "localhost", **paths})
+    assert status.rc == 0, status.stdout + status.stderr
+    shown = next(r for r in status.task_results() if r["_task"] == "Show the status")["msg"]
+    line = next(x for x in shown if x.startswith("Off-host copies: not read, the backup configuration"))
+    assert expected in line, shown
+    assert not marker.exists()

@@ -43,7 +43,8 @@ def test_cron_entries_with_schedules(host):
         ("/etc/dbops/credentials", 0o700, "dbbackup"),
         ("/etc/dbops/credentials/postgresql", 0o600, "dbbackup"),
         ("/etc/dbops/credentials/mongodb", 0o600, "dbbackup"),
-        ("/etc/dbops/backup.json", 0o600, "dbbackup"),
+        ("/etc/dbops", 0o750, "root"),
+        ("/etc/dbops/backup.json", 0o640, "root"),  # root's: restore.yml runs restic from it as root
     ],
 )
 def test_permissions(host, path, mode, owner):
