@@ -17,6 +17,7 @@ import re
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -360,7 +361,11 @@ def directory_state(path: str) -> str:
         return "absent"
     if os.path.islink(path) or not os.path.isdir(path):
         return "not-a-directory"
-    return "empty" if not os.listdir(path) else "non-empty"
+    try:
+        return "empty" if not os.listdir(path) else "non-empty"
+    except OSError as exc:
+        raise DbopsError(f"read {path}: cannot list it ({exc.strerror or exc}); run as its owner or"
+                         " root") from None
 
 
 def free_bytes(path: str) -> int | None:
@@ -464,6 +469,60 @@ def config_pg_paths(text: str) -> list[str]:
         if match:
             paths.append(os.path.normpath(match.group(1)))
     return paths
+
+
+def stanza_pg_paths(text: str, stanza: str) -> list[str]:
+    """The ``pgN-path`` values of ``stanza``'s own sections (``[stanza]``, ``[stanza:<command>]``)."""
+    paths: list[str] = []
+    section = None
+    for line in text.splitlines():
+        header = re.match(r"^\s*\[([^\]]+)\]\s*$", line)
+        if header:
+            section = header.group(1).split(":", 1)[0].strip()
+            continue
+        match = re.match(r"^\s*pg[0-9]+-path\s*=\s*(.+?)\s*$", line)
+        if match and section == stanza:
+            paths.append(os.path.normpath(match.group(1)))
+    return paths
+
+
+def data_directory_identity(data_directory: str) -> tuple[str | None, int | None]:
+    """What a data directory says it holds: ``PG_VERSION``'s major and the system identifier (the
+    first 8 bytes of ``global/pg_control``, written in the host's byte order); None for what cannot
+    be read (missing, unreadable, too short)."""
+    version = (_read_head(os.path.join(data_directory, "PG_VERSION"), 32) or b"").decode("ascii", "replace")
+    control = _read_head(os.path.join(data_directory, "global", "pg_control"), 8) or b""
+    system_id = int.from_bytes(control, sys.byteorder) if len(control) == 8 else None
+    return version.strip() or None, system_id
+
+
+def _read_head(path: str, size: int) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError:
+        return None
+
+
+def check_replace_target(data_directory: str, stanza: str, *, version: str | None, system_id: int | None,
+                         stanza_db: dict[str, Any], stanza_paths: Sequence[str]) -> None:
+    """Replace mode overwrites the stanza's own cluster only: the same PostgreSQL major, and the
+    same system (identifier) unless the directory is one of the stanza's ``pgN-path`` (a cluster
+    created anew there, or one whose ``pg_control`` is damaged, is what a restore replaces)."""
+    want_version = str(stanza_db.get("version") or "")
+    if want_version and version != want_version:
+        held = f"a PostgreSQL {version} cluster" if version else "no readable PG_VERSION"
+        raise DbopsError(f"restore into {data_directory}: holds {held}, the backups of stanza {stanza} are"
+                         f" of PostgreSQL {want_version} (nothing was changed)")
+    want_id = stanza_db.get("system-id")
+    if (isinstance(want_id, int) and system_id != want_id
+            and os.path.normpath(data_directory) not in stanza_paths):
+        held = (f"system identifier {system_id}" if system_id is not None
+                else "an unreadable global/pg_control")
+        raise DbopsError(f"restore into {data_directory}: holds another cluster ({held}; stanza {stanza}'s is"
+                         f" {want_id}) and is not a pgN-path of stanza {stanza} in the pgBackRest"
+                         " configuration; replace mode overwrites only the stanza's own cluster"
+                         " (nothing was changed)")
 
 
 def inside(path: str, parent: str) -> bool:
@@ -602,6 +661,10 @@ def plan_restore(binary: str, config: str, stanza: str, *, data_directory: str, 
     if mode == "scratch":
         check_free_space(data_directory, backup_size, free_bytes(data_directory))
     else:
+        version, system_id = data_directory_identity(data_directory)
+        check_replace_target(data_directory, stanza, version=version, system_id=system_id,
+                             stanza_db=(raw.get("db") or [{}])[-1] or {},
+                             stanza_paths=stanza_pg_paths(config_text, stanza))
         used = used_bytes(data_directory)
         check_free_space(data_directory, replace_growth(backup_size, used), free_bytes(data_directory),
                          replacing=used)
@@ -647,7 +710,12 @@ def execute_restore(plan: dict[str, Any]) -> None:
     try:
         run(plan["command"], f"restore stanza {plan['stanza']} into {plan['data_directory']}",
             timeout=6 * 3600)
-    except BaseException:
+    except BaseException as failure:
         if plan["mode"] == "scratch":
-            remove_scratch(plan["data_directory"], plan["existed"])
+            try:
+                remove_scratch(plan["data_directory"], plan["existed"])
+            except OSError as exc:  # the restore's own error is the one to report
+                if isinstance(failure, DbopsError):
+                    failure.msg += (f"; what it wrote in {plan['data_directory']} could not all be removed"
+                                    f" ({exc.strerror or exc}): remove it by hand")
         raise

@@ -17,7 +17,10 @@ description:
     time zone, a running postmaster in O(data_directory), and in O(mode=scratch) a directory that is
     not empty, overlaps a data directory named in the configuration (C(pgN-path)), or sits on a file
     system with less free space than the backup's size; in O(mode=replace) a directory that is not a
-    data directory, or a file system with less free space than the backup's size minus what the
+    data directory, one that holds another PostgreSQL major than the stanza's backups (C(PG_VERSION)),
+    one that holds another system (the identifier in C(global/pg_control)) and is not one of the
+    stanza's C(pgN-path) in the configuration (there a new or damaged cluster is what a recovery
+    replaces), or a file system with less free space than the backup's size minus what the
     data directory and its tablespaces hold now (the least it grows by).
   - A scratch restore that fails removes what it wrote. The restored cluster is not started; recovery
     runs when it is (see M(dbops.datastores.pg_pitr_drill) for a restore that is started and checked).

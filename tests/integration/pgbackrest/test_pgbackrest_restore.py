@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import shutil
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -186,17 +188,48 @@ def test_a_restore_that_cannot_fit_is_refused_before_anything_is_written(ansible
     except OSError as exc:
         pytest.skip(str(exc))
     try:
-        if mode == "replace":
+        if mode == "replace":  # what replace mode accepts: the stanza's own cluster (its pg_control)
             (scratch / "PG_VERSION").write_text("15\n")
+            (scratch / "global").mkdir()
+            shutil.copyfile(pitr_stanza.stanza.server.datadir / "global" / "pg_control",
+                            scratch / "global" / "pg_control")
         pgbr_harness.chown_to_cluster_user(scratch)
         digest = _tree_digest(scratch)
         result = _restore(ansible, pitr_stanza, data_directory=str(scratch), mode=mode)
         assert result.get("failed") is True and result["changed"] is False
         grows = (r"the backup needs \S+ MiB" if mode == "scratch" else
-                 r"the backup is \S+ MiB, the data directory holds 3 B now, so it grows by at least \S+ MiB,")
+                 r"the backup is \S+ MiB, the data directory holds \S+ KiB now, so it grows by at least"
+                 r" \S+ MiB,")
         assert re.fullmatch(rf"restore into {re.escape(str(scratch))}: {grows} and the file system holds"
                             r" \S+ (KiB|MiB) free \(nothing was changed\)", result["msg"]), result["msg"]
         assert _tree_digest(scratch) == digest
-        assert sorted(p.name for p in scratch.iterdir()) == ([] if mode == "scratch" else ["PG_VERSION"])
+        left = sorted(p.name for p in scratch.iterdir())
+        assert left == ([] if mode == "scratch" else ["PG_VERSION", "global"])
     finally:
         unmount(scratch)
+
+
+OTHER_CLUSTERS = {
+    "another system": ("15", 42, "holds another cluster (system identifier 42; stanza main's is "),
+    "another major": ("16", None,
+                      "holds a PostgreSQL 16 cluster, the backups of stanza main are of PostgreSQL 15"),
+}
+
+
+@pytest.mark.parametrize("other", sorted(OTHER_CLUSTERS))
+def test_replace_mode_refuses_another_cluster_s_directory(ansible, pitr_stanza, scratch, other):
+    """A stopped cluster that is not the stanza's (another system, another major) and not a pgN-path
+    of the stanza: replace mode would overwrite it with the stanza's backup. Refused, untouched."""
+    version, identifier, refusal = OTHER_CLUSTERS[other]
+    (scratch / "global").mkdir(parents=True)
+    (scratch / "PG_VERSION").write_text(f"{version}\n")
+    own = (pitr_stanza.stanza.server.datadir / "global" / "pg_control").read_bytes()
+    control = own if identifier is None else identifier.to_bytes(8, sys.byteorder) + own[8:]
+    (scratch / "global" / "pg_control").write_bytes(control)
+    pgbr_harness.chown_to_cluster_user(scratch)
+    digest = _tree_digest(scratch)
+    result = _restore(ansible, pitr_stanza, data_directory=str(scratch), mode="replace")
+    assert result.get("failed") is True and result["changed"] is False
+    assert result["msg"].startswith(f"restore into {scratch}: {refusal}"), result["msg"]
+    assert result["msg"].endswith("(nothing was changed)")
+    assert _tree_digest(scratch) == digest

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -330,3 +331,84 @@ def test_used_bytes_is_unknown_when_a_part_cannot_be_read(tmp_path, monkeypatch)
 
     monkeypatch.setattr(_pgbackrest.os, "scandir", refused)
     assert _pgbackrest.used_bytes(str(data)) is None
+
+
+def test_stanza_pg_paths_reads_the_stanza_s_own_sections_only():
+    text = ("[global]\nrepo1-path=/repo\n[main]\npg1-path=/var/lib/postgresql/15/main/\n"
+            "[main:restore]\npg2-path = /srv/pg2\n[reporting]\npg1-path=/var/lib/postgresql/15/reporting\n")
+    assert _pgbackrest.stanza_pg_paths(text, "main") == ["/var/lib/postgresql/15/main", "/srv/pg2"]
+    assert _pgbackrest.stanza_pg_paths(text, "reporting") == ["/var/lib/postgresql/15/reporting"]
+    assert _pgbackrest.stanza_pg_paths(text, "nope") == []
+
+
+def test_data_directory_identity_reads_pg_version_and_the_system_identifier(tmp_path):
+    assert _pgbackrest.data_directory_identity(str(tmp_path)) == (None, None)
+    (tmp_path / "PG_VERSION").write_text("15\n")
+    (tmp_path / "global").mkdir()
+    (tmp_path / "global" / "pg_control").write_bytes((7_300_000_000_000_000_001).to_bytes(8, sys.byteorder)
+                                                     + b"\0" * 100)
+    assert _pgbackrest.data_directory_identity(str(tmp_path)) == ("15", 7_300_000_000_000_000_001)
+    (tmp_path / "global" / "pg_control").write_bytes(b"\1\2")  # too short: unreadable
+    assert _pgbackrest.data_directory_identity(str(tmp_path)) == ("15", None)
+
+
+STANZA_DB = {"id": 1, "system-id": 7_300_000_000_000_000_001, "version": "15"}
+OWN = STANZA_DB["system-id"]
+check_replace_target = _pgbackrest.check_replace_target
+
+
+def test_check_replace_target_accepts_the_stanza_s_own_cluster_or_its_configured_path():
+    check_replace_target("/x", "main", version="15", system_id=OWN, stanza_db=STANZA_DB, stanza_paths=[])
+    # a cluster created anew at the stanza's path, or one whose pg_control is damaged
+    for system_id in (42, None):
+        check_replace_target("/var/lib/postgresql/15/main/", "main", version="15", system_id=system_id,
+                             stanza_db=STANZA_DB, stanza_paths=["/var/lib/postgresql/15/main"])
+
+
+@pytest.mark.parametrize(("version", "system_id", "message"), [
+    ("16", OWN, "restore into /x: holds a PostgreSQL 16 cluster, the backups of stanza main"
+     " are of PostgreSQL 15 (nothing was changed)"),
+    (None, OWN, "restore into /x: holds no readable PG_VERSION, the backups of stanza main"
+     " are of PostgreSQL 15 (nothing was changed)"),
+    ("15", 42, "restore into /x: holds another cluster (system identifier 42; stanza main's is"
+     " 7300000000000000001) and is not a pgN-path of stanza main in the pgBackRest configuration; replace"
+     " mode overwrites only the stanza's own cluster (nothing was changed)"),
+    ("15", None, "restore into /x: holds another cluster (an unreadable global/pg_control; stanza main's is"
+     " 7300000000000000001) and is not a pgN-path"),
+])
+def test_check_replace_target_refuses_another_cluster(version, system_id, message):
+    with pytest.raises(DbopsError) as refused:
+        check_replace_target("/x", "main", version=version, system_id=system_id, stanza_db=STANZA_DB,
+                             stanza_paths=["/var/lib/postgresql/15/main"])
+    assert refused.value.msg.startswith(message)
+
+
+def test_directory_state_names_a_directory_it_cannot_list(tmp_path, monkeypatch):
+    def denied(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_pgbackrest.os, "listdir", denied)
+    with pytest.raises(DbopsError) as refused:
+        _pgbackrest.directory_state(str(tmp_path))
+    assert refused.value.msg == (f"read {tmp_path}: cannot list it (Permission denied); run as its owner"
+                                 " or root")
+
+
+def test_a_failed_scratch_restore_reports_its_own_error_when_the_clean_up_fails(tmp_path, monkeypatch):
+    target = tmp_path / "copy"
+    plan = {"mode": "scratch", "existed": False, "data_directory": str(target), "stanza": "main",
+            "command": ["pgbackrest", "restore"]}
+
+    def failing_run(argv, action, timeout=3600):
+        raise DbopsError(f"{action}: pgBackRest failed (exit 56)")
+
+    def failing_clean_up(data_directory, existed):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(_pgbackrest, "run", failing_run)
+    monkeypatch.setattr(_pgbackrest, "remove_scratch", failing_clean_up)
+    with pytest.raises(DbopsError) as failed:
+        _pgbackrest.execute_restore(plan)
+    assert failed.value.msg == (f"restore stanza main into {target}: pgBackRest failed (exit 56); what it"
+                                f" wrote in {target} could not all be removed (Permission denied): remove it"
+                                " by hand")
