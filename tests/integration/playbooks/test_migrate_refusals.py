@@ -24,7 +24,7 @@ def write_migrations(directory: Path) -> Path:
     return directory
 
 
-def run_migrate(ansible, pg_server, entries, **variables):
+def run_migrate(ansible, pg_server, entries, check=False, **variables):
     """migrate.yml with localhost as the PostgreSQL primary (no become: the harness' superuser logs in
     through its socket with PGPASSWORD)."""
     inventory = ansible.workdir / "migrate_inventory.ini"
@@ -35,7 +35,7 @@ def run_migrate(ansible, pg_server, entries, **variables):
     extra = {"dbops_pg_migrations": entries, "dbops_pg_socket_dir": str(pg_server.socket_dir),
              "postgresql_port": pg_server.port, "dbops_mongodb_python": sys.executable, **variables}
     return ansible.playbook(MIGRATE, inventory=inventory, extra_vars=extra,
-                            env={"PGPASSWORD": pg_server.password})
+                            env={"PGPASSWORD": pg_server.password}, check=check)
 
 
 def failure(run):
@@ -128,3 +128,21 @@ def test_a_failing_post_check_names_its_assertion(ansible, pg_server, pg_db, tmp
     assert failed["_task"].endswith("Check the PostgreSQL post-migration assertions")
     assert "every account has an email" in failed["msg"], failed["msg"]
     assert run.stats["localhost"]["changed"] == 0
+
+
+def test_check_mode_plans_and_applies_nothing(ansible, pg_server, pg_db, tmp_path):
+    """The release's dry run (operations.md): --check prints the plan of every database; nothing
+    is backed up or applied, whatever the window."""
+    entries = [{"database": pg_db, "path": str(write_migrations(tmp_path / "m"))}]
+    root = tmp_path / "backups"
+    root.mkdir()
+    run = run_migrate(ansible, pg_server, entries, check=True, dbops_environment="prod",
+                      dbops_migrate_windows=["Sat 02:00-05:00 Europe/Berlin"], db_migrate_now=MONDAY_EVENING,
+                      db_backup_root=str(root), db_backup_jobs=[{"engine": "postgresql", "database": pg_db}])
+    assert history_exists(pg_server, pg_db) is False  # nothing applied
+    assert pg_server.query("SELECT to_regclass('public.accounts') IS NULL", dbname=pg_db)[0][0] is True
+    assert run.rc == 0, run.stdout + run.stderr
+    planned = next(r for r in run.task_results() if r["_task"].endswith("in check mode") and "results" in r)
+    assert [step["version"] for step in planned["results"][0]["plan"]] == ["1", "2"], planned
+    assert ran(run, "Apply the PostgreSQL migrations") == []
+    assert list(root.iterdir()) == []  # nothing backed up
