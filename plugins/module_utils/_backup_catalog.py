@@ -12,9 +12,11 @@ Layout of a backup root::
         verifications.json          verification records (outside the manifest, rewritten atomically)
         <payload files>             listed in the manifest with size and sha256
 
-Anything else in the root (foreign files and directories, symlinks) is reported as ignored and is
-never modified or followed. Backups are recognised by their manifest (or, for partials, their
-marker), not by their names.
+Anything else in the root (foreign files and directories, symlinks, and directories whose manifest
+fails validation) is reported as ignored, with the reason, and is never modified or followed.
+Backups are recognised by their manifest (or, for partials, their marker), not by their names.
+Manifests and verification records are written by the backup user and read by root too: they are
+untrusted, and checked field by field before anything uses them.
 """
 
 from __future__ import annotations
@@ -70,6 +72,32 @@ def parse_time(text: str) -> dt.datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
     return value
+
+
+def checked_time(value: Any) -> dt.datetime | None:
+    """``value`` as a time when it is an ISO 8601 string with a time zone in a plausible range (1970
+    to 9000, so date arithmetic with any duration cannot overflow); None otherwise. For times read from
+    files others can write (manifests, verification records)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.utcoffset() is None:
+            return None
+        in_utc = parsed.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
+        return None
+    return parsed if 1970 <= in_utc.year <= 9000 else None
+
+
+# A backup dated later than now by more than this was taken while the host clock was wrong (and since
+# corrected): it never counts as fresh and no time-based rule ages it. Less than this is clock skew
+# between hosts sharing a backup root, and is trusted.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+def is_future(when: dt.datetime, now: dt.datetime) -> bool:
+    return when > now + FUTURE_TOLERANCE
 
 
 MAX_DURATION_S = 100 * 366 * 86400  # a century: longer is a typo, and would overflow date arithmetic
@@ -304,12 +332,25 @@ class Backup:
         return int(sum(f.get("size", 0) for f in self.manifest.get("files", [])))
 
     def verifications(self) -> list[dict[str, Any]]:
+        """The well-formed verification records, oldest first (malformed ones are skipped)."""
+        return self.read_verifications()[0]
+
+    def read_verifications(self) -> tuple[list[dict[str, Any]], int]:
+        """The well-formed verification records and how many were skipped as malformed (a file that
+        is not a JSON list counts as one)."""
         path = os.path.join(self.path, VERIFICATIONS)
+        if os.path.islink(path):
+            return [], 1
         try:
             data = read_json(path)
-        except (OSError, ValueError):
-            return []
-        return data if isinstance(data, list) else []
+        except OSError:
+            return [], 0
+        except (ValueError, RecursionError):
+            return [], 1
+        if not isinstance(data, list):
+            return [], 1
+        records = [r for r in data if verification_problem(r) is None]
+        return records, len(data) - len(records)
 
 
 @dataclass
@@ -323,10 +364,7 @@ class Partial:
 
     @property
     def started_at(self) -> dt.datetime:
-        try:
-            return parse_time(self.marker["started_at"])
-        except (KeyError, TypeError, ValueError):
-            return self.mtime
+        return checked_time(self.marker.get("started_at")) or self.mtime
 
     def is_active(self) -> bool:
         """True while the process that writes it is alive on this host."""
@@ -342,12 +380,22 @@ class Partial:
         return True
 
 
+def newest_first(backups: Iterable[Backup], now: dt.datetime) -> list[Backup]:
+    """Newest first, backups dated in the future (:func:`is_future`) after all the others."""
+    return sorted(backups, key=lambda b: (not is_future(b.started_at, now), b.started_at, b.id), reverse=True)
+
+
 @dataclass
 class Catalog:
     root: str
     backups: list[Backup] = field(default_factory=list)
     partials: list[Partial] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    ignored_reasons: dict[str, str] = field(default_factory=dict)
+
+    def ignore(self, name: str, reason: str) -> None:
+        self.ignored.append(name)
+        self.ignored_reasons[name] = reason
 
     def select(self, engine: str | None = None, database: str | None = None) -> list[Backup]:
         return [b for b in self.backups
@@ -359,15 +407,88 @@ class Catalog:
                 return backup
         raise DbopsError(f"find backup {backup_id} in {self.root}: no complete backup with that id")
 
-    def latest(self, engine: str | None = None, database: str | None = None) -> Backup | None:
-        chosen = self.select(engine, database)
-        return max(chosen, key=lambda b: (b.started_at, b.id)) if chosen else None
+    def latest(self, engine: str | None = None, database: str | None = None,
+               now: dt.datetime | None = None) -> Backup | None:
+        """The newest backup not dated in the future; when every backup is, the newest of those (a
+        restore or verification of ``latest`` still finds it; callers that judge age, such as
+        min_interval and freshness, check :func:`is_future` themselves)."""
+        ordered = newest_first(self.select(engine, database), now or utcnow())
+        return ordered[0] if ordered else None
+
+    def future(self, engine: str | None = None, database: str | None = None,
+               now: dt.datetime | None = None) -> list[Backup]:
+        """Backups dated in the future (:func:`is_future`), newest first."""
+        now = now or utcnow()
+        return [b for b in newest_first(self.select(engine, database), now) if is_future(b.started_at, now)]
 
 
-def _valid_manifest(data: Any, name: str) -> bool:
-    return (isinstance(data, dict) and data.get("kind") == MANIFEST_KIND and data.get("id") == name
-            and data.get("engine") in ENGINES and isinstance(data.get("database"), str)
-            and isinstance(data.get("files"), list) and isinstance(data.get("started_at"), str))
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _shown(value: Any) -> str:
+    """A short rendering of an untrusted value for a message (containers by type only)."""
+    if isinstance(value, str):
+        value = value[:40] + "..." if len(value) > 40 else value
+    elif not isinstance(value, (int, float, bool, type(None))):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    text = repr(value)
+    return text if len(text) <= 45 else text[:40] + "..."
+
+
+def _file_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return f"an entry of files is not an object ({_shown(entry)})"
+    path, size, digest = entry.get("path"), entry.get("size"), entry.get("sha256")
+    if not isinstance(path, str) or not path:
+        return f"a file entry has no path ({_shown(path)})"
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return f"file {_shown(path)}: size is not a byte count ({_shown(size)})"
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        return f"file {_shown(path)}: sha256 is not a hex digest ({_shown(digest)})"
+    return None
+
+
+def manifest_problem(data: Any, name: str) -> str | None:
+    """Why ``data``, read from ``<root>/<name>/manifest.json``, is not a usable manifest (None when it
+    is): every field the catalog, info, retention, verification and restore read is checked here."""
+    if not isinstance(data, dict):
+        return "manifest.json is not a JSON object"
+    checks = (
+        (data.get("kind") == MANIFEST_KIND, "kind", f"is not {MANIFEST_KIND}"),
+        (data.get("id") == name, "id", "differs from the directory name"),
+        (data.get("engine") in ENGINES, "engine", f"is not one of {', '.join(ENGINES)}"),
+        (isinstance(data.get("database"), str) and bool(data.get("database")), "database",
+         "is not a database name"),
+        (checked_time(data.get("started_at")) is not None, "started_at",
+         "is not an ISO 8601 time with a time zone"),
+        (isinstance(data.get("format"), str), "format", "is not a string"),
+        (isinstance(data.get("files"), list), "files", "is not a list"),
+        (data.get("tool") is None or isinstance(data.get("tool"), dict), "tool", "is not an object"),
+        (data.get("counts") is None or (isinstance(data.get("counts"), dict) and all(
+            isinstance(n, int) and not isinstance(n, bool) for n in data["counts"].values())),
+         "counts", "is not an object of integers"),
+    )
+    for ok, key, problem in checks:
+        if not ok:
+            return f"manifest.json: {key} {problem} ({_shown(data.get(key))})"
+    for entry in data["files"]:
+        problem = _file_problem(entry)
+        if problem:
+            return f"manifest.json: files: {problem}"
+    return None
+
+
+def verification_problem(record: Any) -> str | None:
+    """Why a record of verifications.json is not usable (None when it is)."""
+    if not isinstance(record, dict):
+        return "not an object"
+    if checked_time(record.get("time")) is None:
+        return "time is not an ISO 8601 time with a time zone"
+    if not isinstance(record.get("ok"), bool):
+        return "ok is not true or false"
+    if not isinstance(record.get("kind", ""), str):
+        return "kind is not a string"
+    return None
 
 
 def check_root(root: str, writable: bool = False) -> str:
@@ -392,30 +513,42 @@ def scan(root: str) -> Catalog:
         for entry in sorted(entries, key=lambda e: e.name):
             if entry.name in (LOCK_FILE, READERS_LOCK):
                 continue
-            if entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
-                catalog.ignored.append(entry.name)
+            if entry.is_symlink():
+                catalog.ignore(entry.name, "a symlink (never followed)")
+                continue
+            if not entry.is_dir(follow_symlinks=False):
+                catalog.ignore(entry.name, "not a directory")
                 continue
             if entry.name.endswith(PARTIAL_SUFFIX):
                 partial = _read_partial(entry.path, entry.name)
                 if partial is None:
-                    catalog.ignored.append(entry.name)
+                    catalog.ignore(entry.name, f"no valid {MARKER} marker in this .partial directory")
                 else:
                     catalog.partials.append(partial)
                 continue
-            manifest_path = os.path.join(entry.path, MANIFEST)
-            if os.path.islink(manifest_path):
-                catalog.ignored.append(entry.name)
-                continue
-            try:
-                manifest = read_json(manifest_path)
-            except (OSError, ValueError):
-                catalog.ignored.append(entry.name)
-                continue
-            if _valid_manifest(manifest, entry.name):
-                catalog.backups.append(Backup(id=entry.name, path=entry.path, manifest=manifest))
+            manifest, problem = _read_manifest(entry.path, entry.name)
+            if manifest is None:
+                catalog.ignore(entry.name, problem or "no usable manifest")
             else:
-                catalog.ignored.append(entry.name)
+                catalog.backups.append(Backup(id=entry.name, path=entry.path, manifest=manifest))
     return catalog
+
+
+def _read_manifest(directory: str, name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest of the backup directory ``<root>/<name>``, or why it has no usable one."""
+    path = os.path.join(directory, MANIFEST)
+    if os.path.islink(path):
+        return None, f"{MANIFEST} is a symlink"
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        return None, f"no {MANIFEST}"
+    except OSError as exc:
+        return None, f"{MANIFEST} cannot be read: {exc.strerror or exc}"
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
+        return None, f"{MANIFEST} is not valid JSON"
+    problem = manifest_problem(data, name)
+    return (None, problem) if problem else (data, None)
 
 
 def _read_partial(path: str, name: str) -> Partial | None:
@@ -425,7 +558,7 @@ def _read_partial(path: str, name: str) -> Partial | None:
     try:
         marker = read_json(marker_path)
         mtime = dt.datetime.fromtimestamp(os.lstat(marker_path).st_mtime, dt.timezone.utc)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(marker, dict) or marker.get("kind") != MANIFEST_KIND:
         return None
@@ -586,17 +719,19 @@ def require_intact(backup: Backup, workers: int = 1) -> None:
 
 
 def record_verification(backup: Backup, record: dict[str, Any], keep: int = 50) -> None:
+    """Append ``record`` (malformed records already in the file are not written back)."""
     records = backup.verifications()
     records.append(record)
     write_json_atomic(os.path.join(backup.path, VERIFICATIONS), records[-keep:])
 
 
 def verification_state(backup: Backup) -> dict[str, Any]:
-    records = backup.verifications()
+    """The state by the newest well-formed record; ``malformed``: how many records were skipped."""
+    records, malformed = backup.read_verifications()
     if not records:
-        return {"state": "unverified", "last": None}
+        return {"state": "unverified", "last": None, "malformed": malformed}
     last = records[-1]
-    return {"state": "verified" if last.get("ok") else "failed", "last": last}
+    return {"state": "verified" if last["ok"] else "failed", "last": last, "malformed": malformed}
 
 
 # --------------------------------------------------------------------------- removal

@@ -9,9 +9,10 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,7 @@ def retention_option_spec() -> dict[str, Any]:
 
 
 def summary(backup: catalog.Backup, now: dt.datetime | None = None) -> dict[str, Any]:
-    """What the modules report about one backup."""
+    """What the modules report about one backup (``age_s`` is negative for one dated in the future)."""
     now = now or catalog.utcnow()
     m = backup.manifest
     state = catalog.verification_state(backup)
@@ -85,13 +86,25 @@ def summary(backup: catalog.Backup, now: dt.datetime | None = None) -> dict[str,
         "duration_s": m.get("duration_s"),
         "size": backup.size,
         "age_s": round((now - backup.started_at).total_seconds(), 1),
+        "future": catalog.is_future(backup.started_at, now),
         "server_version": m.get("server_version"),
         "source": m.get("source"),
         "tool": (m.get("tool") or {}).get("name"),
         "counts": m.get("counts", {}),
         "verification": state["state"],
         "last_verification": state["last"],
+        "malformed_verifications": state["malformed"],
     }
+
+
+def future_warnings(future: list[str]) -> list[str]:
+    """The warning naming backups dated in the future (none when there are none)."""
+    if not future:
+        return []
+    tolerance = catalog.format_age(catalog.FUTURE_TOLERANCE.total_seconds())
+    return [f"{len(future)} backup(s) dated more than {tolerance} in the future (taken while the host clock "
+            f"was wrong?): {', '.join(future)}. They never count as fresh or satisfy min_interval, and "
+            "retention keeps them; check them and remove them by hand when they are no longer wanted"]
 
 
 # --------------------------------------------------------------------------- backup
@@ -101,21 +114,27 @@ def backup(engine: str, params: dict[str, Any], root: str, options: dict[str, An
     """Take a backup unless one younger than ``min_interval`` exists."""
     root = catalog.check_root(root, writable=not check)
     database = options["database"]
+    warnings: list[str] = []
     if min_interval:
         interval = catalog.parse_duration(min_interval)
-        latest = catalog.scan(root).latest(engine, database)
-        if latest is not None and catalog.utcnow() - latest.started_at < interval:
-            return {"changed": False, "backup": summary(latest),
-                    "skipped_reason": f"backup {latest.id} is younger than min_interval {min_interval}"}
+        cat, now = catalog.scan(root), catalog.utcnow()
+        warnings = future_warnings([b.id for b in cat.future(engine, database, now)])
+        latest = cat.latest(engine, database, now)
+        if (latest is not None and not catalog.is_future(latest.started_at, now)
+                and now - latest.started_at < interval):
+            return {"changed": False, "backup": summary(latest, now),
+                    "skipped_reason": f"backup {latest.id} is younger than min_interval {min_interval}",
+                    **({"warnings": warnings} if warnings else {})}
     adapter = ENGINES[engine]
     plan = adapter.plan(options)
+    extra = {"warnings": warnings} if warnings else {}
     if check:
         adapter.preflight(params, options)
-        return {"changed": True, "plan": plan}
+        return {"changed": True, "plan": plan, **extra}
     manifest = adapter.backup(params, root, options)
     path = os.path.join(root, manifest["id"])
     backup_entry = catalog.Backup(id=manifest["id"], path=path, manifest=manifest)
-    return {"changed": True, "plan": plan, "backup": summary(backup_entry)}
+    return {"changed": True, "plan": plan, "backup": summary(backup_entry), **extra}
 
 
 # --------------------------------------------------------------------------- selection
@@ -172,9 +191,11 @@ def _verify(root: str, *, backup_id: str | None, engine: str | None, database: s
     kind = "restore" if restore_test else "files"
     if min_interval:
         interval = catalog.parse_duration(min_interval)
+        now = catalog.utcnow()
         for record in reversed(chosen.verifications()):
-            if record.get("ok") and (record.get("kind") == kind or record.get("kind") == "restore"):
-                if catalog.utcnow() - catalog.parse_time(record["time"]) < interval:
+            if record["ok"] and (record.get("kind") == kind or record.get("kind") == "restore"):
+                verified_at = catalog.parse_time(record["time"])
+                if not catalog.is_future(verified_at, now) and now - verified_at < interval:
                     return {"changed": False, "ok": True, "backup": summary(chosen), "verification": record,
                             "skipped_reason":
                                 f"verified at {record['time']}, within min_interval {min_interval}"}
@@ -240,8 +261,10 @@ def apply_retention(root: str, options: dict[str, Any], *, engine: str | None = 
     now = catalog.utcnow()
     chosen = cat.select(engine, database)
     by_id = {b.id: b for b in chosen}
-    items = [retention.Item(b.id, (b.engine, b.database), b.started_at) for b in chosen]
-    decisions = retention.decide(items, policy)
+    items = [retention.Item(b.id, (b.engine, b.database), b.started_at, catalog.is_future(b.started_at, now))
+             for b in chosen]
+    decisions = retention.decide(items, policy, now)
+    future = [i.id for i in items if i.future]
     max_age = catalog.parse_duration(partial_max_age)
     partial_infos = [(p.name, p.started_at, p.is_active()) for p in cat.partials
                      if (engine is None or p.marker.get("engine") == engine)
@@ -261,7 +284,7 @@ def apply_retention(root: str, options: dict[str, Any], *, engine: str | None = 
             for name in stale:
                 catalog.remove_entry(cat.root, os.path.join(cat.root, name))
                 removed_partials.append(name)
-    return {
+    result = {
         "changed": bool(to_remove or stale),
         "decisions": report,
         "remove": to_remove,
@@ -271,28 +294,41 @@ def apply_retention(root: str, options: dict[str, Any], *, engine: str | None = 
         "removed_partials": removed_partials,
         "active_partials": [name for name, _t, active in partial_infos if active],
         "ignored": cat.ignored,
+        "ignored_reasons": cat.ignored_reasons,
+        "future": future,
         "freed_bytes": sum(by_id[i].size for i in to_remove) if not check else 0,
     }
+    warnings = future_warnings(future)
+    if warnings:
+        result["warnings"] = warnings
+    return result
 
 
 # --------------------------------------------------------------------------- info
 
 def info(root: str, *, engine: str | None = None, database: str | None = None,
          max_age: Any = None) -> dict[str, Any]:
+    """The catalog, per engine and database the newest backup not dated in the future (``latest``;
+    the newest of those when all are), and with ``max_age`` whether any database lacks a fresh one."""
     cat = catalog.scan(root)
     now = catalog.utcnow()
     chosen = sorted(cat.select(engine, database), key=lambda b: (b.started_at, b.id), reverse=True)
     backups = [summary(b, now) for b in chosen]
+    by_id = {entry["id"]: entry for entry in backups}
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for entry in backups:
+    for backup in catalog.newest_first(chosen, now):
+        entry = by_id[backup.id]
         key = (entry["engine"], entry["database"])
         group = groups.setdefault(key, {"engine": key[0], "database": key[1], "count": 0, "size": 0,
                                         "latest": entry["id"], "latest_age_s": entry["age_s"],
-                                        "latest_verified": None})
+                                        "latest_verified": None, "future": []})
         group["count"] += 1
         group["size"] += entry["size"]
+        if entry["future"]:
+            group["future"].append(entry["id"])
         if entry["verification"] == "verified" and group["latest_verified"] is None:
             group["latest_verified"] = entry["id"]
+    future = [b["id"] for b in backups if b["future"]]
     result: dict[str, Any] = {
         "changed": False,
         "root": cat.root,
@@ -301,20 +337,34 @@ def info(root: str, *, engine: str | None = None, database: str | None = None,
         "partials": [{"name": p.name, "started_at": catalog.format_time(p.started_at),
                       "active": p.is_active()} for p in cat.partials],
         "ignored": cat.ignored,
+        "ignored_reasons": cat.ignored_reasons,
+        "future": future,
         "total_size": sum(b["size"] for b in backups),
-        "newest_age_s": min((b["age_s"] for b in backups), default=None),
+        "newest_age_s": min((b["age_s"] for b in backups if not b["future"]), default=None),
     }
+    warnings = future_warnings(future)
+    if warnings:
+        result["warnings"] = warnings
     if max_age is not None:
         limit = catalog.parse_duration(max_age).total_seconds()
-        stale = [f"{g['engine']}/{g['database']} newest backup {g['latest']} is "
-                 f"{catalog.format_age(g['latest_age_s'])} old" for g in result["groups"]
-                 if g["latest_age_s"] > limit]
+        stale = [reason for reason in (_stale_reason(g, limit) for g in result["groups"]) if reason]
         if not backups:
             what = "/".join(x for x in (engine, database) if x) or "any database"
             stale.append(f"no complete backup of {what}")
         result["stale"] = bool(stale)
         result["stale_reasons"] = stale
     return result
+
+
+def _stale_reason(group: dict[str, Any], limit: float) -> str | None:
+    """Why an info group has no fresh backup (None when it has one)."""
+    what = f"{group['engine']}/{group['database']}"
+    if group["latest"] in group["future"]:
+        return (f"{what} has only backups dated in the future ({', '.join(group['future'])}), "
+                "none counts as fresh")
+    if group["latest_age_s"] > limit:
+        return f"{what} newest backup {group['latest']} is {catalog.format_age(group['latest_age_s'])} old"
+    return None
 
 
 # --------------------------------------------------------------------------- restore
@@ -371,12 +421,13 @@ def _restore_pg(params: dict[str, Any], chosen: catalog.Backup, target: str, opt
         started = catalog.utcnow()
         if not exists:
             _pg_backup.create_database(conn, target, owner)
-        _pg_backup.run_restore(params, chosen.manifest, chosen.path, target, options=options,
-                               server_major=facts["server_major"])
+        with _dropped_on_failure(not exists, target, lambda: _pg_backup.drop_database(conn, target)):
+            _pg_backup.run_restore(params, chosen.manifest, chosen.path, target, options=options,
+                                   server_major=facts["server_major"])
+            counts = _pg_backup.counts_in(params, target)
+            return _finish_restore(chosen, target, counts, started, result)
     finally:
         conn.close()
-    counts = _pg_backup.counts_in(params, target)
-    return _finish_restore(chosen, target, counts, started, result)
 
 
 def _restore_mongo(params: dict[str, Any], chosen: catalog.Backup, target: str, options: dict[str, Any], *,
@@ -385,6 +436,7 @@ def _restore_mongo(params: dict[str, Any], chosen: catalog.Backup, target: str, 
 
     client = _mongodb.connect(params)
     try:
+        created = not client[target].list_collection_names()  # a database exists only with collections
         if not options.get("clean") and not _mongodb_backup.database_is_empty(client, target):
             result.update(changed=False, skipped_reason=f"database {target} is not empty; set clean: true "
                                                         "to drop and restore the backup's collections")
@@ -397,11 +449,39 @@ def _restore_mongo(params: dict[str, Any], chosen: catalog.Backup, target: str, 
         if check:
             return result
         started = catalog.utcnow()
-        _mongodb_backup.restore(params, chosen.manifest, chosen.path, target, options=options, client=client)
-        counts = _mongodb_backup.counts_in(client, target)
+        with _dropped_on_failure(created, target, lambda: client.drop_database(target)):
+            _mongodb_backup.restore(params, chosen.manifest, chosen.path, target, options=options,
+                                    client=client)
+            counts = _mongodb_backup.counts_in(client, target)
+            return _finish_restore(chosen, target, counts, started, result)
     finally:
         client.close()
-    return _finish_restore(chosen, target, counts, started, result)
+
+
+@contextlib.contextmanager
+def _dropped_on_failure(created: bool, target: str, drop: Callable[[], None]) -> Iterator[None]:
+    """Run a restore into ``target``; when it fails and this run ``created`` the database, drop it, so
+    that a re-run does not find a half-restored database and skip it as "not empty". The DbopsError
+    raised then says whether the drop worked (``database_dropped``); other errors pass unchanged."""
+    try:
+        yield
+    except BaseException as exc:
+        if not created:
+            raise
+        try:
+            drop()
+        except Exception as drop_exc:  # psycopg2 / pymongo errors, a lost connection
+            cause = (drop_exc.msg if isinstance(drop_exc, DbopsError)
+                     else str(drop_exc).strip() or type(drop_exc).__name__)
+            note = (f"; the database {target} this run created could not be dropped ({cause}): it is "
+                    "incomplete and must be dropped by hand")
+            dropped = False
+        else:
+            note = f"; the database {target} this run created was dropped"
+            dropped = True
+        if not isinstance(exc, DbopsError):
+            raise
+        raise DbopsError(exc.msg + note, **{**exc.details, "database_dropped": dropped}) from exc
 
 
 def _finish_restore(chosen: catalog.Backup, target: str, counts: dict[str, int], started: dt.datetime,

@@ -6,9 +6,14 @@ For every group (engine + database) backups are ordered newest first. Each ``kee
 that list and keeps the newest backup of each new period (hour, day, ISO week, month, year; for
 ``keep_last`` every backup is its own period) until it has kept ``n`` of them (``-1`` means no
 limit). ``keep_within`` keeps every backup younger than the given duration measured back from the
-group's newest backup, so a stopped schedule never ages every backup out. A backup is kept when any
-rule keeps it; all the rules that keep it are reported. The newest backup of each group is always
-kept. Periods are calendar periods in UTC.
+group's newest backup (or from now, when given and earlier), so a stopped schedule never ages every
+backup out. A backup is kept when any rule keeps it; all the rules that keep it are reported. The
+newest backup of each group is always kept. Periods are calendar periods in UTC.
+
+Items marked ``future`` (dated later than now: taken while the host clock was wrong; the caller
+decides, see ``_backup_catalog.is_future``) are kept with the reason ``future`` and left out of every
+rule: they neither take a rule's slot nor move the point ``keep_within`` measures from, so one of
+them never makes the real backups look old, and no time rule removes it either.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class Item:
     id: str
     group: Hashable
     time: dt.datetime
+    future: bool = False  # dated in the future: kept, and ignored by every rule
 
 
 @dataclass
@@ -81,15 +87,16 @@ def period(rule: str, when: dt.datetime, item_id: str) -> Hashable:
     raise ValueError(f"unknown retention rule {rule}")
 
 
-def _decide_group(items: list[Item], policy: Policy) -> list[Decision]:
+def _decide_group(items: list[Item], policy: Policy, now: dt.datetime | None) -> list[Decision]:
     ordered = sorted(items, key=lambda i: (i.time, i.id), reverse=True)
-    decisions = [Decision(i.id, i.group, i.time, False) for i in ordered]
+    decisions = [Decision(i.id, i.group, i.time, i.future, ["future"] if i.future else []) for i in ordered]
+    present = [(item, decision) for item, decision in zip(ordered, decisions) if not item.future]
     for rule, count in policy.counts().items():
         if count == 0:
             continue
         remaining = count
         last_period: Hashable = None
-        for item, decision in zip(ordered, decisions):
+        for item, decision in present:
             if remaining == 0:
                 break
             key = period(rule, item.time, item.id)
@@ -100,29 +107,33 @@ def _decide_group(items: list[Item], policy: Policy) -> list[Decision]:
             decision.reasons.append(f"{rule} {key}" if rule != "last" else "last")
             if remaining > 0:
                 remaining -= 1
-    if policy.keep_within and ordered:
-        cutoff = ordered[0].time - policy.keep_within
-        for item, decision in zip(ordered, decisions):
+    if policy.keep_within and present:
+        newest = present[0][0].time if now is None else min(present[0][0].time, now)
+        cutoff = newest - policy.keep_within
+        for item, decision in present:
             if item.time > cutoff:
                 decision.keep = True
                 decision.reasons.append("within")
-    if decisions and not decisions[0].keep:
-        decisions[0].keep = True
-        decisions[0].reasons.append("newest")
+    if present and not present[0][1].keep:
+        present[0][1].keep = True
+        present[0][1].reasons.append("newest")
     for decision in decisions:
         if not decision.keep:
             decision.reasons.append("no rule keeps it")
     return decisions
 
 
-def decide(items: Iterable[Item], policy: Policy) -> list[Decision]:
-    """Keep/remove for every item, grouped by ``item.group``; newest first within each group."""
+def decide(items: Iterable[Item], policy: Policy, now: dt.datetime | None = None) -> list[Decision]:
+    """Keep/remove for every item, grouped by ``item.group``; newest first within each group.
+
+    ``now`` bounds the point ``keep_within`` measures from (a newest backup a little ahead of this
+    host's clock does not stretch the window)."""
     groups: dict[Hashable, list[Item]] = {}
     for item in items:
         groups.setdefault(item.group, []).append(item)
     result: list[Decision] = []
     for group in sorted(groups, key=str):
-        result.extend(_decide_group(groups[group], policy))
+        result.extend(_decide_group(groups[group], policy, now))
     return result
 
 

@@ -87,10 +87,16 @@ backups:
       server_version: "15.18"
       tool: pg_dump
       counts: {"public.messages": 120332}
+      future: false
       verification: verified
       last_verification: {time: "2026-11-24T03:00:00.000000Z", kind: restore, ok: true, rto_s: 38.4}
+      malformed_verifications: 0
 groups:
-  description: Per engine and database - count, total size, newest backup and its age, newest verified backup.
+  description:
+    - Per engine and database - count, total size, newest backup (C(latest)) and its age, newest
+      verified backup, and C(future), the ids of its backups dated in the future.
+    - C(latest) is the newest backup not dated in the future; the newest of those only when the
+      database has no other.
   returned: always
   type: list
   elements: dict
@@ -100,7 +106,21 @@ partials:
   type: list
   elements: dict
 ignored:
-  description: Entries of the root that are not backups.
+  description:
+    - Entries of the root that are not backups, including directories whose manifest fails validation.
+  returned: always
+  type: list
+  elements: str
+ignored_reasons:
+  description: Why each entry of RV(ignored) is not a backup.
+  returned: always
+  type: dict
+  sample:
+    pg-app-20261124T020000Z: "manifest.json: started_at is not an ISO 8601 time with a time zone ('x')"
+future:
+  description:
+    - Ids of backups whose start time is more than 5 minutes in the future (taken while the host
+      clock was wrong). They never count as fresh; a warning names them.
   returned: always
   type: list
   elements: str
@@ -109,11 +129,15 @@ total_size:
   returned: always
   type: int
 newest_age_s:
-  description: Age in seconds of the newest backup reported (null when there is none).
+  description:
+    - Age in seconds of the newest backup reported, backups dated in the future left out (null when
+      there is none).
   returned: always
   type: float
 stale:
-  description: Whether some database's newest backup is older than O(max_age), or there is none.
+  description:
+    - Whether some database's newest backup is older than O(max_age), or there is none, or a database
+      has only backups dated in the future.
   returned: when O(max_age) is set
   type: bool
 offhost:

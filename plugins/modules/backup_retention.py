@@ -56,7 +56,7 @@ options:
   keep_within:
     description:
       - Keep every backup younger than this duration relative to the newest backup of the same
-        database, for example V(7d) or V(36h).
+        database (never one dated in the future, and never later than now), for example V(7d) or V(36h).
     type: str
   engine:
     description: Only prune backups of this engine.
@@ -143,7 +143,21 @@ active_partials:
   type: list
   elements: str
 ignored:
-  description: Entries of the root that are not backups; they are never touched.
+  description:
+    - Entries of the root that are not backups, including directories whose manifest fails
+      validation; they are never touched.
+  returned: always
+  type: list
+  elements: str
+ignored_reasons:
+  description: Why each entry of RV(ignored) is not a backup.
+  returned: always
+  type: dict
+future:
+  description:
+    - Ids of backups whose start time is more than 5 minutes in the future (taken while the host
+      clock was wrong). They are kept (reason C(future)), take no rule's slot, and O(keep_within) is
+      not measured from them; a warning names them.
   returned: always
   type: list
   elements: str

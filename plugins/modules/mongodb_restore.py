@@ -16,6 +16,10 @@ description:
   - A target database without collections is restored into. One that already has collections is
     only replaced with O(clean=true) (the backup's collections are dropped first); otherwise
     nothing is done and the task reports C(changed=false) with RV(skipped_reason).
+  - When the restore fails (tool error, document counts that differ from the manifest) into a
+    database that had no collections before the task, that database is dropped before the task fails
+    (C(database_dropped=true) in the failed result), so a re-run restores again; when the drop fails
+    too, the message says the database is incomplete and must be dropped by hand.
 options:
   root:
     description: The backup root directory.

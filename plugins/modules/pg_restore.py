@@ -17,6 +17,10 @@ description:
     restored into. An existing database that already holds tables, views or sequences is only
     replaced with O(clean=true) (C(pg_restore --clean --if-exists)); otherwise nothing is done and
     the task reports C(changed=false) with RV(skipped_reason), so a restore play can be re-run.
+  - When the restore fails (tool error, row counts that differ from the manifest) into a database this
+    task created, that database is dropped before the task fails (C(database_dropped=true) in the
+    failed result), so a re-run restores again; when the drop fails too, the message says the
+    database is incomplete and must be dropped by hand.
   - Roles from C(globals.sql) are not applied; run it with C(psql) first when restoring to a new
     cluster.
 options:

@@ -227,3 +227,40 @@ def test_real_mongorestore_reads_the_native_dump(ansible, mongo_server, seeded, 
                     f"--dir={root / backup['backup']['id'] / 'dump'}"], check=True)
     with mongo_server.client() as client:
         assert bk.mongo_snapshot(client, target) == bk.mongo_snapshot(client, seeded)
+
+
+def test_a_failed_restore_drops_the_database_it_created_so_a_rerun_restores(ansible, mongo_server, seeded,
+                                                                            root):
+    backup = ansible.module("mongodb_backup",
+                            mongo_server.params(root=str(root), database=seeded, gzip=False))
+    backup_id = backup["backup"]["id"]
+    rel = f"dump/{seeded}/messages.bson"
+    bson_path = root / backup_id / rel
+    manifest_path = root / backup_id / "manifest.json"
+    good_bson, good_manifest = bson_path.read_bytes(), manifest_path.read_text()
+    target = mongo_server.database_name("r")
+    args = mongo_server.params(root=str(root), backup=backup_id, database=target)
+
+    # messages.bson cut mid-document (checksums forged to match): alert_events is restored before
+    # the native restore reaches it and fails.
+    cut = good_bson[: len(good_bson) // 2 + 7]
+    bson_path.write_bytes(cut)
+    manifest = json.loads(good_manifest)
+    for entry in manifest["files"]:
+        if entry["path"] == rel:
+            entry.update(size=len(cut), sha256=hashlib.sha256(cut).hexdigest())
+    manifest_path.write_text(json.dumps(manifest))
+    failed = ansible.module("mongodb_restore", args)
+    assert failed["failed"] is True, failed
+    assert "truncated BSON document" in failed["msg"]
+    assert failed["msg"].endswith(f"; the database {target} this run created was dropped"), failed["msg"]
+    with mongo_server.client() as client:
+        assert target not in client.list_database_names()
+
+    bson_path.write_bytes(good_bson)
+    manifest_path.write_text(good_manifest)
+    restored = ansible.module("mongodb_restore", args)
+    assert restored.get("failed") is not True, restored
+    assert restored["changed"] is True and restored["restored"] is True
+    with mongo_server.client() as client:
+        assert bk.mongo_snapshot(client, target) == bk.mongo_snapshot(client, seeded)

@@ -404,3 +404,55 @@ def test_restore_refuses_a_forged_manifest_payload_outside_the_backup(ansible, p
     assert created == [], "the forged payload was run as SQL"
     assert restore["failed"] is True
     assert "is not a plain relative path inside the backup directory" in restore["msg"]
+
+
+def _match_manifest(root, backup_id, rel):
+    """Make the manifest's size and sha256 of ``rel`` match the file as it is now (a forged backup
+    that passes the checksum check)."""
+    manifest_path = root / backup_id / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    data = (root / backup_id / rel).read_bytes()
+    for entry in manifest["files"]:
+        if entry["path"] == rel:
+            entry.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def test_a_failed_restore_drops_the_database_it_created_so_a_rerun_restores(ansible, pg_server, seeded_db,
+                                                                            root):
+    backup = ansible.module("pg_backup", pg_server.params(root=str(root), database=seeded_db))
+    backup_id = backup["backup"]["id"]
+    dump = root / backup_id / "database.dump"
+    manifest_path = root / backup_id / "manifest.json"
+    good_dump, good_manifest = dump.read_bytes(), manifest_path.read_text()
+    target = f"r_{uuid.uuid4().hex[:10]}"
+    pg_server._created.append(target)
+    args = pg_server.params(root=str(root), backup=backup_id, database=target, create=True)
+
+    # A dump cut short (its checksums forged to match): pg_restore creates the tables, then fails.
+    dump.write_bytes(good_dump[: len(good_dump) * 2 // 3])
+    _match_manifest(root, backup_id, "database.dump")
+    failed = ansible.module("pg_restore", args)
+    assert failed["failed"] is True, failed
+    assert f"restore backup {backup_id} into PostgreSQL database {target}: " in failed["msg"]
+    assert failed["msg"].endswith(f"; the database {target} this run created was dropped"), failed["msg"]
+    assert failed["database_dropped"] is True
+    assert not _database_exists(pg_server, target)
+
+    # The whole dump, but the manifest's counts say otherwise: the restored database is dropped too.
+    dump.write_bytes(good_dump)
+    manifest = json.loads(good_manifest)
+    manifest["counts"]["public.messages"] += 1
+    manifest_path.write_text(json.dumps(manifest))
+    mismatch = ansible.module("pg_restore", args)
+    assert mismatch["failed"] is True, mismatch
+    assert "counts differ from the manifest: public.messages" in mismatch["msg"]
+    assert f"the database {target} this run created was dropped" in mismatch["msg"]
+    assert not _database_exists(pg_server, target)
+
+    # The backup mended: the re-run restores (it used to report changed=false, "not empty").
+    manifest_path.write_text(good_manifest)
+    restored = ansible.module("pg_restore", args)
+    assert restored.get("failed") is not True, restored
+    assert restored["changed"] is True and restored["restored"] is True
+    assert bk.pg_snapshot(pg_server, target) == bk.pg_snapshot(pg_server, seeded_db)

@@ -113,11 +113,13 @@ def test_verification_records(tmp_path):
     backup_id = bk.fake_backup(tmp_path, "postgresql", "app", dt.datetime(2026, 1, 1, tzinfo=UTC))
     backup = catalog.scan(str(tmp_path)).get(backup_id)
     assert catalog.verification_state(backup)["state"] == "unverified"
-    catalog.record_verification(backup, {"time": "t1", "ok": True})
-    catalog.record_verification(backup, {"time": "t2", "ok": False})
-    assert catalog.verification_state(backup) == {"state": "failed", "last": {"time": "t2", "ok": False}}
+    t1, t2 = "2026-01-02T00:00:00.000000Z", "2026-01-03T00:00:00.000000Z"
+    catalog.record_verification(backup, {"time": t1, "ok": True})
+    catalog.record_verification(backup, {"time": t2, "ok": False})
+    assert catalog.verification_state(backup) == {"state": "failed", "last": {"time": t2, "ok": False},
+                                                  "malformed": 0}
     assert catalog.verify_files(backup) == []  # records are not payload
-    assert json.loads((tmp_path / backup_id / "verifications.json").read_text())[0]["time"] == "t1"
+    assert json.loads((tmp_path / backup_id / "verifications.json").read_text())[0]["time"] == t1
 
 
 def test_remove_entry_never_follows_links_or_leaves_root(tmp_path):
@@ -246,3 +248,124 @@ def test_a_verification_recorded_by_root_stays_readable_by_the_backup_owner(tmp_
     catalog.record_verification(backup, {"time": "2026-01-01T00:00:00Z", "ok": True, "kind": "files"})
     st = os.lstat(tmp_path / backup_id / catalog.VERIFICATIONS)
     assert (st.st_uid, st.st_gid) == (65534, 65534)
+
+
+# --------------------------------------------------------------------------- untrusted manifests and records
+
+def _two_databases_one_malformed(root, change):
+    """A good backup of pg/app and one of pg/bad whose manifest ``change`` edits in place."""
+    now = dt.datetime.now(UTC)
+    good = bk.fake_backup(root, "postgresql", "app", now - dt.timedelta(hours=1))
+    bad = bk.fake_backup(root, "postgresql", "bad", now - dt.timedelta(hours=2))
+    path = root / bad / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+    return good, bad
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    (lambda m: m.update(started_at="not a time"), "started_at"),
+    (lambda m: m.update(started_at="2026-01-01T02:00:00"), "started_at"),  # no timezone
+    (lambda m: m.update(started_at="0001-01-01T00:00:00+00:00"), "started_at"),
+    (lambda m: m.update(started_at=1767225600), "started_at"),
+    (lambda m: m.update(files=["data"]), "files"),
+    (lambda m: m.update(files={"database.dump": 1}), "files"),
+    (lambda m: m["files"][0].update(size="12"), "files"),
+    (lambda m: m["files"][0].update(size=-1), "files"),
+    (lambda m: m["files"][0].update(size=True), "files"),
+    (lambda m: m["files"][0].pop("sha256"), "files"),
+    (lambda m: m["files"][0].update(path=""), "files"),
+    (lambda m: m["files"][0].update(path=["database.dump"]), "files"),
+    (lambda m: m.update(tool="pg_dump"), "tool"),
+    (lambda m: m.update(counts=["public.t"]), "counts"),
+    (lambda m: m.update(counts={"public.t": "3"}), "counts"),
+    (lambda m: m.update(format=None), "format"),
+    (lambda m: m.update(database=""), "database"),
+    (lambda m: m.update(engine="mysql"), "engine"),
+    (lambda m: m.update(kind="other"), "kind"),
+    (lambda m: m.update(id="pg-other"), "id"),
+])
+def test_a_malformed_manifest_is_ignored_with_its_reason_and_crashes_nothing(tmp_path, change, reason):
+    from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops as ops
+
+    good, bad = _two_databases_one_malformed(tmp_path, change)
+    cat = catalog.scan(str(tmp_path))
+    assert [b.id for b in cat.backups] == [good]
+    assert cat.ignored == [bad]
+    assert reason in cat.ignored_reasons[bad]
+    info = ops.info(str(tmp_path), max_age="24h")
+    assert info["stale"] is False and [b["id"] for b in info["backups"]] == [good]
+    assert info["ignored"] == [bad] and reason in info["ignored_reasons"][bad]
+    retention = ops.apply_retention(str(tmp_path), {"keep_last": 1})
+    assert retention["keep"] == [good] and retention["ignored"] == [bad]
+    assert bk.entries(tmp_path) == sorted([good, bad])  # an ignored entry is never removed
+    assert ops.verify(str(tmp_path), database="app")["ok"] is True
+    with pytest.raises(DbopsError, match="there is no complete backup of database bad"):
+        ops.verify(str(tmp_path), database="bad")
+
+
+def test_every_ignored_entry_has_a_reason(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{not json")
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list" / "manifest.json").write_text("[]")
+    (tmp_path / "deep").mkdir()
+    (tmp_path / "deep" / "manifest.json").write_text("[" * 100000 + "]" * 100000)  # RecursionError in json
+    cat = catalog.scan(str(tmp_path))
+    assert sorted(cat.ignored_reasons) == sorted(cat.ignored) == ["broken", "deep", "empty", "list",
+                                                                  "notes.txt"]
+    assert "not valid JSON" in cat.ignored_reasons["broken"]
+    assert "not valid JSON" in cat.ignored_reasons["deep"]
+    assert "not a JSON object" in cat.ignored_reasons["list"]
+
+
+@pytest.mark.parametrize("records", [
+    ["x"], [1, None, []], [{"ok": True}], [{"time": "not a time", "ok": True}],
+    [{"time": "2026-01-01T00:00:00", "ok": True}], [{"time": 5, "ok": True}],
+    [{"time": "2026-01-01T00:00:00Z", "ok": "yes"}],
+    [{"time": "2026-01-01T00:00:00Z", "ok": True, "kind": 3}],
+])
+def test_malformed_verification_records_are_skipped_and_counted(tmp_path, records):
+    from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops as ops
+
+    now = dt.datetime.now(UTC)
+    good = bk.fake_backup(tmp_path, "postgresql", "app", now - dt.timedelta(hours=1))
+    other = bk.fake_backup(tmp_path, "postgresql", "other", now - dt.timedelta(hours=1))
+    valid = {"time": "2026-01-01T00:00:00.000000Z", "kind": "files", "ok": True}
+    (tmp_path / good / catalog.VERIFICATIONS).write_text(json.dumps([valid, *records]))
+    (tmp_path / other / catalog.VERIFICATIONS).write_text(json.dumps(records))
+    cat = catalog.scan(str(tmp_path))
+    assert cat.get(good).verifications() == [valid]
+    assert catalog.verification_state(cat.get(good)) == {"state": "verified", "last": valid,
+                                                         "malformed": len(records)}
+    assert catalog.verification_state(cat.get(other))["state"] == "unverified"
+    info = ops.info(str(tmp_path))
+    assert {b["id"]: b["malformed_verifications"] for b in info["backups"]} == {good: len(records),
+                                                                               other: len(records)}
+    assert ops.verify(str(tmp_path), database="app", min_interval="1h")["changed"] is True
+    assert ops.verify(str(tmp_path), database="other", min_interval="1h")["changed"] is True
+
+
+def test_verification_records_nested_too_deep_are_one_malformed_record(tmp_path):
+    backup_id = bk.fake_backup(tmp_path, "postgresql", "app", dt.datetime(2026, 1, 1, tzinfo=UTC))
+    (tmp_path / backup_id / catalog.VERIFICATIONS).write_text("[" * 100000 + "]" * 100000)
+    state = catalog.verification_state(catalog.scan(str(tmp_path)).get(backup_id))
+    assert state == {"state": "unverified", "last": None, "malformed": 1}
+
+
+@pytest.mark.parametrize("started_at", ["0001-01-01T00:00:00+01:00", "soon", None, ["x"]])
+def test_a_partial_whose_marker_time_is_malformed_uses_the_marker_mtime(tmp_path, started_at):
+    from ansible_collections.dbops.datastores.plugins.module_utils import _backup_ops as ops
+
+    name = bk.fake_partial(tmp_path, "pg-app-x", dt.datetime(2026, 1, 1, tzinfo=UTC), pid=bk.dead_pid())
+    marker_path = tmp_path / name / catalog.MARKER
+    marker = json.loads(marker_path.read_text())
+    marker["started_at"] = started_at
+    marker_path.write_text(json.dumps(marker))
+    mtime = dt.datetime.fromtimestamp(os.lstat(marker_path).st_mtime, UTC)
+    assert catalog.scan(str(tmp_path)).partials[0].started_at == mtime
+    assert ops.info(str(tmp_path))["partials"][0]["name"] == name
+    assert ops.apply_retention(str(tmp_path), {"keep_last": 1}, check=True)["stale_partials"] == []

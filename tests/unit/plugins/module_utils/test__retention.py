@@ -152,3 +152,21 @@ def test_stale_partials():
                 ("young.partial", now - dt.timedelta(hours=1), False)]
     assert stale_partials(partials, now, day) == ["old.partial"]
     assert stale_partials(partials, now, dt.timedelta(0)) == ["old.partial", "young.partial"]
+
+
+def test_future_items_are_kept_apart_and_time_rules_run_from_now():
+    now = dt.datetime(2026, 11, 24, 12, tzinfo=UTC)
+    real = _items([now - dt.timedelta(days=d) for d in range(5)])
+    future = Item("from-2031", "g", dt.datetime(2031, 1, 1, tzinfo=UTC), future=True)
+    decisions = decide([*real, future], Policy(keep_within=dt.timedelta(days=2), keep_last=1), now=now)
+    reasons = {d.id: d.reasons for d in decisions}
+    assert reasons["from-2031"] == ["future"]
+    assert _kept(decisions) == {"from-2031", "g-0000", "g-0001"}
+    assert reasons["g-0000"] == ["last", "within"]
+    # keep_within is measured from now when the newest real backup is later than now (within the
+    # tolerance that keeps it from being "future").
+    ahead = _items([now + dt.timedelta(minutes=3), now - dt.timedelta(hours=23, minutes=59),
+                    now - dt.timedelta(hours=25)])
+    assert _kept(decide(ahead, Policy(keep_within=dt.timedelta(days=1)), now=now)) == {"g-0000", "g-0001"}
+    # Only future items: all kept, none removed.
+    assert _kept(decide([future], Policy(keep_last=1), now=now)) == {"from-2031"}
