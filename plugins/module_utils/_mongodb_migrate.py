@@ -556,10 +556,15 @@ class Prepared:
     verify: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
+def discover(settings: Settings) -> core.MigrationSet:
+    """The migration files: those the action plugin read in ``src`` and sent, else ``path`` on this host."""
+    shipped = core.shipped_contents(settings.files, settings.src)
+    return core.discover(settings.path, EXTENSIONS, contents=shipped)
+
+
 def prepare(db: Any, settings: Settings) -> Prepared:
     """Read files and history and plan (read-only; everything that can be wrong fails here)."""
-    shipped = core.shipped_contents(settings.files, settings.src)
-    migrations = core.discover(settings.path, EXTENSIONS, contents=shipped)
+    migrations = discover(settings)
     docs = load_documents(migrations, settings.placeholders)
     verify = load_verify(migrations, settings.placeholders)
     history = read_history(db, settings.history_collection)
@@ -738,7 +743,7 @@ class Runner:
 def verify_applied(db: Any, settings: Settings, error_types: tuple[type[BaseException], ...],
                    describe_error: Callable[[Any], str] = str) -> dict[str, Any]:
     """mode=verify: run the verify checks of every applied version (no lock, no write)."""
-    migrations = core.discover(settings.path, EXTENSIONS)
+    migrations = discover(settings)
     checks = load_verify(migrations, settings.placeholders)
     history = read_history(db, settings.history_collection).rows(include_resumable=False)
     pairs = core.applied_verifications(migrations, history)

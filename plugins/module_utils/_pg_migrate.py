@@ -553,7 +553,8 @@ def transaction_message(table: str, statements: Sequence[_pg_script.Statement], 
         nonlocal size
         spans = []
         for number, statement in enumerate(items, 1):
-            body = statement.text if statement.text.rstrip().endswith(";") else statement.text + "\n;"
+            # The last statement may end without its semicolon, or in a comment (`-- done;`).
+            body = statement.text if statement.terminated else statement.text + "\n;"
             spans.append((size, size + len(statement.text), statement, number))
             parts.extend((body, "\n"))
             size += len(body) + 1

@@ -6,7 +6,9 @@ Pure code. :func:`split` cuts a script into statements the way psql does: semico
 quotes (``'..'``, ``E'..'``, ``".."``), dollar quotes (``$$..$$``, ``$tag$..$tag$``), comments
 (``--``, nested ``/* */``), parentheses (``CREATE RULE .. DO (..; ..)``) and SQL-standard function
 bodies (``BEGIN ATOMIC .. END``) do not end a statement. Each :class:`Statement` knows its offset
-and line in the script so server error positions can be mapped back to the file.
+and line in the script so server error positions can be mapped back to the file. The data psql
+reads after ``COPY .. FROM STDIN`` (up to a ``\\.`` line) stays in that statement, which
+:func:`meta_command_problems` refuses.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ _NO_TRANSACTION_HEADS = (
     ("CREATE", "SUBSCRIPTION"), ("DROP", "SUBSCRIPTION"),
 )
 _TRANSACTION_CONTROL = {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT"}
+# The line that ends the inline data of ``COPY .. FROM STDIN`` in a psql script.
+_COPY_DATA_END = re.compile(r"^\\\.\r?$", re.M)
 
 
 @dataclass
@@ -64,6 +68,8 @@ class Statement:
     words: list[str] = field(default_factory=list)
     concurrently: bool = False
     meta_command: str | None = None
+    terminated: bool = False  # ends with its own semicolon (not one in a trailing comment)
+    copy_stdin: bool = False  # COPY .. FROM STDIN: its text runs on to the end of psql's inline data
 
     @property
     def head(self) -> str:
@@ -119,6 +125,8 @@ class _Builder:
         self.meta: str | None = None
         self.parens = 0
         self.atomic = 0
+        self.last_word = ""  # the last word outside parentheses
+        self.copy_stdin = False
 
     def routine_body(self) -> bool:
         words = [w for w in self.words[:6] if w not in ("OR", "REPLACE")]
@@ -129,10 +137,19 @@ class _Builder:
             self.words.append(upper)
         if upper == "CONCURRENTLY":
             self.concurrently = True
-        if (upper == "BEGIN" and self.routine_body()) or (upper == "CASE" and self.atomic):
+        if self.parens:
+            return
+        # begin is an unreserved keyword: a parameter, a RETURNS TABLE column (both in parentheses)
+        # or a column used in the body may be named so. A body opens only with BEGIN ATOMIC outside
+        # parentheses (psql looks at the paren depth too); a CASE in parentheses ends in them.
+        body_start = upper == "ATOMIC" and self.last_word == "BEGIN" and self.routine_body()
+        if body_start or (upper == "CASE" and self.atomic):
             self.atomic += 1
         elif upper == "END" and self.atomic:
             self.atomic -= 1
+        elif upper == "STDIN" and self.last_word == "FROM" and self.words[0] == "COPY":
+            self.copy_stdin = True
+        self.last_word = upper
 
 
 def split(script: str, name: str = "script") -> list[Statement]:
@@ -141,12 +158,13 @@ def split(script: str, name: str = "script") -> list[Statement]:
     current = _Builder()
     pos, size = 0, len(script)
 
-    def finish(end: int) -> None:
+    def finish(end: int, terminated: bool) -> None:
         nonlocal current
         text = script[current.start:end] if current.start is not None else ";"
         if text != ";":
             statements.append(Statement(text, current.start, line_of(script, current.start), current.words,
-                                        current.concurrently, current.meta))
+                                        current.concurrently, current.meta, terminated=terminated,
+                                        copy_stdin=current.copy_stdin))
         current = _Builder()
 
     while pos < size:
@@ -177,8 +195,13 @@ def split(script: str, name: str = "script") -> list[Statement]:
             meta = re.match(r"\\[A-Za-z!?]*", script[match.start():])
             current.meta = meta.group() if meta else "\\"
         elif kind == "semicolon" and current.parens == 0 and current.atomic == 0:
-            finish(pos)
-    finish(size)
+            if current.copy_stdin:
+                # psql sends the lines after the COPY as its data, up to a line \. (or the end).
+                data = script.find("\n", pos)
+                end = _COPY_DATA_END.search(script, data + 1) if data >= 0 else None
+                pos = end.end() if end is not None else size
+            finish(pos, True)
+    finish(size, False)
     return statements
 
 
@@ -190,13 +213,33 @@ def transaction_problems(statements: list[Statement]) -> list[tuple[Statement, s
         concurrently = statement.concurrently and words and words[0] != "REFRESH"
         if concurrently or any(tuple(words[: len(head)]) == head for head in _NO_TRANSACTION_HEADS):
             problems.append((statement, f"{statement.head} cannot run inside a transaction"))
-        elif words and words[0] in _TRANSACTION_CONTROL:
+        elif words and words[0] in _TRANSACTION_CONTROL and not _rollback_to_savepoint(words):
             problems.append((statement, f"transaction control ({words[0]}) is not allowed: each migration"
                                         " already runs in its own transaction"))
+        elif words[:2] == ["PREPARE", "TRANSACTION"] and "AS" not in words:
+            # PREPARE TRANSACTION 'id' (not PREPARE transaction AS .., a statement named "transaction").
+            problems.append((statement, "transaction control (PREPARE TRANSACTION) is not allowed: each"
+                                        " migration already runs in its own transaction (prepared, its"
+                                        " changes would wait uncommitted while its history row commits)"))
     return problems
 
 
+def _rollback_to_savepoint(words: list[str]) -> bool:
+    """``ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name``: undoes part of the transaction, ends nothing."""
+    rest = words[2:] if words[1:2] in (["WORK"], ["TRANSACTION"]) else words[1:]
+    return words[0] == "ROLLBACK" and rest[:1] == ["TO"]
+
+
 def meta_command_problems(statements: list[Statement]) -> list[tuple[Statement, str]]:
-    """psql meta-commands (``\\i``, ``\\set``...), which the server does not understand."""
-    return [(s, f"psql meta-command {s.meta_command} is not supported (plain SQL only)")
-            for s in statements if s.meta_command is not None]
+    """What only psql understands: meta-commands (``\\i``, ``\\set``...) and ``COPY .. FROM STDIN``."""
+    problems = []
+    for statement in statements:
+        if statement.copy_stdin:
+            problems.append((statement, "COPY ... FROM STDIN is not supported (psql sends the lines after"
+                                        " it, up to \\., as its data; a migration is SQL only): write the"
+                                        " data as INSERT statements or COPY ... FROM a file on the database"
+                                        " server"))
+        elif statement.meta_command is not None:
+            problems.append((statement, f"psql meta-command {statement.meta_command} is not supported"
+                                        " (plain SQL only)"))
+    return problems

@@ -7,8 +7,11 @@ groups and bad input behave as with ``path``.
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+import sys
 
+from tests.harness.migrations import write_files as write
 from tests.harness.runner import REPO_ROOT
 
 PG_FIXTURE = REPO_ROOT / "tests" / "fixtures" / "migrations" / "octopus"
@@ -110,3 +113,51 @@ def test_mongodb_src_check_apply_again(ansible, mongo_server, tmp_path):
     with mongo_server.client() as client:
         rows = list(client[db].dbops_schema_history.find({}, {"_id": 0, "script": 1, "success": 1}))
     assert rows == [{"script": p.name, "success": True} for p in sorted(src.glob("V*.yml"))]
+
+
+MONGO_V1 = ("up:\n  - insert: messages\n"
+            "    documents: [{_id: 1, storageLevel: hot}, {_id: 2, storageLevel: cold}]\n")
+MONGO_V1_VERIFY = ("verify:\n  - command: {count: messages, query: {storageLevel: {$exists: false}}}\n"
+                   "    expect: {n: 0}\n")
+
+
+def test_mongodb_src_mode_verify_reads_the_shipped_files(ansible, mongo_server, tmp_path):
+    """mode=verify with src checks the files the action plugin read on the controller, like a run does."""
+    db = mongo_server.database_name("srcverify")
+    src = write(tmp_path / "controller" / "m", {"V1__messages.yml": MONGO_V1,
+                                                "V1__messages.verify.yml": MONGO_V1_VERIFY})
+    # A managed host without the controller's directory: its interpreter moves src away while the
+    # module runs (the action plugin has read it by then).
+    away = src.with_name("m.on-the-controller-only")
+    python = tmp_path / "host-python"
+    python.write_text(f"#!/bin/sh\nmv {shlex.quote(str(src))} {shlex.quote(str(away))}\n"
+                      f'{shlex.quote(sys.executable)} "$@"\nrc=$?\n'
+                      f"mv {shlex.quote(str(away))} {shlex.quote(str(src))}\nexit $rc\n")
+    python.chmod(0o755)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={python}\n")
+    args = {**mongo_server.params(), "database": db, "src": str(src)}
+
+    def run(*tasks):
+        play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+            {"name": f"task {i}", "dbops.datastores.mongodb_migrate": task, "ignore_errors": True}
+            for i, task in enumerate(tasks)]}]
+        path = ansible.workdir / f"src_verify_{len(list(ansible.workdir.glob('src_verify_*')))}.yml"
+        path.write_text(json.dumps(play))
+        results = ansible.playbook(path, inventory=inventory).task_results()
+        assert len(results) == len(tasks), results
+        return results
+
+    applied, healthy = run(args, {**args, "mode": "verify"})
+    assert [a["script"] for a in ok(applied)["applied"]] == ["V1__messages.yml"]
+    assert healthy.get("failed") is not True, healthy["msg"]
+    assert [(v["verify"], v["ok"]) for v in healthy["verified"]] == [("V1__messages.verify.yml", True)]
+    assert src.is_dir()  # the host's interpreter put it back
+
+    with mongo_server.client() as client:  # someone strips a field by hand
+        client[db]["messages"].update_one({"_id": 2}, {"$unset": {"storageLevel": ""}})
+    (drifted,) = run({**args, "mode": "verify"})
+    assert drifted["failed"] is True and drifted["changed"] is False
+    assert drifted["msg"] == (
+        f"verify migrations of {db}: 1 of 1 verify scripts failed (the live data has drifted from the"
+        " migrations): verify script V1__messages.verify.yml failed at check 1: n is 1, expected 0")

@@ -234,6 +234,28 @@ def test_bad_inputs_fail_clearly_and_change_nothing(ansible, pg_server, pg_db, t
     assert [r[2] for r in history(pg_server, pg_db)] == ["V1__first.sql"]
 
 
+def test_what_psql_runs_in_a_transaction_runs_here(ansible, pg_server, pg_db, tmp_path):
+    """A last statement whose trailing comment holds a semicolon; savepoints and ROLLBACK TO."""
+    path = write(tmp_path / "m", {
+        "V1__t.sql": "CREATE TABLE t (x int);\nINSERT INTO t VALUES (0);\nUPDATE t SET x = 1 -- done;",
+        "V2__savepoint.sql": ("INSERT INTO t VALUES (2);\nSAVEPOINT before_three;\n"
+                              "INSERT INTO t VALUES (3);\nROLLBACK TO SAVEPOINT before_three;\n"
+                              "RELEASE SAVEPOINT before_three;\n"
+                              "UPDATE t SET x = x + 10 -- all rows; the last line\n"),
+    })
+    scripts = ["V1__t.sql", "V2__savepoint.sql"]
+    args = {**pg_server.params(login_db=pg_db), "path": str(path)}
+    check, apply, again = run_tasks(ansible, [("pg_migrate", args, CHECK), ("pg_migrate", args),
+                                              ("pg_migrate", args)])
+    assert check.get("failed") is not True, check.get("msg")
+    assert check["changed"] is True and [s["script"] for s in check["plan"]] == scripts
+    assert apply.get("failed") is not True, apply.get("msg")
+    assert apply["changed"] is True and [a["script"] for a in apply["applied"]] == scripts
+    assert again.get("failed") is not True and again["changed"] is False
+    assert pg_server.query("SELECT x FROM t ORDER BY x", dbname=pg_db) == [(11,), (12,)]
+    assert [(r[2], r[4]) for r in history(pg_server, pg_db)] == [(s, True) for s in scripts]
+
+
 # ---------------------------------------------------------------- validation
 
 

@@ -172,6 +172,27 @@ def test_transaction_message_is_one_string_without_extra_statements():
         assert message.text[start:end] == statement.text
 
 
+def test_transaction_message_ends_a_last_statement_whose_comment_holds_a_semicolon():
+    # The ; in the comment does not end the UPDATE: without a terminator the server would read the
+    # history INSERT as part of it.
+    for sql in ("CREATE TABLE t (x int);\nUPDATE t SET x = 1 -- done;", "UPDATE t SET x = 1 -- done;\n"):
+        statements = pm._pg_script.split(sql)
+        message = pm.transaction_message("h", statements, "INSERT INTO h VALUES (1)")
+        last = statements[-1].text
+        assert message.text.endswith(f"\n{last}\n;\nINSERT INTO h VALUES (1);\nCOMMIT;")
+        assert [statement.terminated for statement in statements] == [True] * (len(statements) - 1) + [False]
+
+
+def test_copy_from_stdin_is_refused_naming_file_and_line():
+    step = step_for("V5__data.sql", "CREATE TABLE t (a int);\nCOPY t FROM stdin;\n1\n2\n\\.\n")
+    with pytest.raises(DbopsError) as info:
+        pm.prepare(step, {})
+    assert info.value.msg == (
+        "check V5__data.sql: line 2: COPY ... FROM STDIN is not supported (psql sends the lines after it, up"
+        " to \\., as its data; a migration is SQL only): write the data as INSERT statements or COPY ... FROM"
+        " a file on the database server")
+
+
 def test_failure_located_by_the_server_position():
     sql = "CREATE TABLE a (id int);\n\nINSERT INTO a VALUES (1, nope);"
     statements = pm._pg_script.split(sql)

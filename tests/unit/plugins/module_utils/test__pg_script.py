@@ -64,6 +64,32 @@ SELECT add(1, 2);"""
     assert stmts[1].text == "SELECT add(1, 2);"
 
 
+def test_begin_inside_parentheses_is_a_name_not_a_routine_body():
+    # begin is an unreserved keyword: a parameter or RETURNS TABLE column may be named so. As in
+    # psql, BEGIN opens a body only outside parentheses.
+    script = ("CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n"
+              "CREATE INDEX CONCURRENTLY i ON t (x);\nVACUUM t;")
+    assert texts(script) == ["CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
+                             "CREATE INDEX CONCURRENTLY i ON t (x);", "VACUUM t;"]
+    stmts = s.split("CREATE FUNCTION g() RETURNS TABLE (begin int, x int) LANGUAGE sql\n"
+                    "AS $$ SELECT 1, 2 $$;\nCOMMIT;\nSELECT 2;")
+    assert len(stmts) == 3
+    assert [(p[0].line, p[1]) for p in s.transaction_problems(stmts)] == [
+        (3, "transaction control (COMMIT) is not allowed: each migration already runs in its own"
+            " transaction"),
+    ]
+    # A BEGIN ATOMIC body with a parameter named begin and a CASE inside parentheses.
+    script = """CREATE FUNCTION h(begin int) RETURNS int
+LANGUAGE sql
+BEGIN ATOMIC
+  SELECT (CASE WHEN begin > 0 THEN 1 ELSE 0 END) + CASE begin WHEN 0 THEN 0 ELSE 1 END;
+END;
+SELECT h(1);"""
+    stmts = s.split(script)
+    assert [x.line for x in stmts] == [1, 6]
+    assert stmts[0].text.endswith("END;")
+
+
 def test_rule_with_parenthesised_actions():
     script = ("CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2));"
               "\n"
@@ -114,6 +140,54 @@ def test_concurrently_detection():
         (7, "transaction control (COMMIT) is not allowed: each migration already runs in its own"
             " transaction"),
     ]
+
+
+def test_savepoints_are_allowed_and_prepare_transaction_is_refused():
+    stmts = s.split(
+        "SAVEPOINT a;\n"
+        "ROLLBACK TO SAVEPOINT a;\n"
+        "ROLLBACK TO a;\n"
+        "rollback work to savepoint a;\n"
+        "RELEASE SAVEPOINT a;\n"
+        "RELEASE a;\n"
+        "PREPARE transaction (int) AS SELECT $1;\n"
+        "PREPARE TRANSACTION 'migration-1';\n"
+        "ROLLBACK PREPARED 'migration-1';\n"
+        "ROLLBACK;"
+    )
+    problems = s.transaction_problems(stmts)
+    assert [(p[0].line, p[1]) for p in problems] == [
+        (8, "transaction control (PREPARE TRANSACTION) is not allowed: each migration already runs in its"
+            " own transaction (prepared, its changes would wait uncommitted while its history row commits)"),
+        (9, "transaction control (ROLLBACK) is not allowed: each migration already runs in its own"
+            " transaction"),
+        (10, "transaction control (ROLLBACK) is not allowed: each migration already runs in its own"
+             " transaction"),
+    ]
+
+
+COPY_REFUSED = ("COPY ... FROM STDIN is not supported (psql sends the lines after it, up to \\., as its data;"
+                " a migration is SQL only): write the data as INSERT statements or COPY ... FROM a file on"
+                " the database server")
+
+
+def test_copy_from_stdin_with_inline_data_is_one_refused_statement():
+    script = ("CREATE TABLE t (a int, b text);\n"
+              "COPY t (a, b) FROM stdin WITH (FORMAT text);\n"
+              "1\tit's; not SQL\n"
+              "2\t\\N\n"
+              "\\.\n"
+              "SELECT 1;\n"
+              "COPY (SELECT 1 FROM stdin) TO STDOUT;\n"
+              "COPY t FROM '/srv/t.tsv';")
+    stmts = s.split(script, "V1__x.sql")
+    assert [x.line for x in stmts] == [1, 2, 6, 7, 8]
+    assert stmts[1].text == "COPY t (a, b) FROM stdin WITH (FORMAT text);\n1\tit's; not SQL\n2\t\\N\n\\."
+    assert [(p[0].line, p[1]) for p in s.meta_command_problems(stmts)] == [(2, COPY_REFUSED)]
+    # Without the \. line psql reads the data up to the end of the file.
+    stmts = s.split("COPY t FROM STDIN;\n1\t'open quote\n")
+    assert len(stmts) == 1 and stmts[0].copy_stdin
+    assert [p[1] for p in s.meta_command_problems(stmts)] == [COPY_REFUSED]
 
 
 def test_plpgsql_begin_is_not_transaction_control():
