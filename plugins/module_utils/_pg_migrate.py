@@ -711,6 +711,23 @@ class Migrator:
         except (pg.psycopg2.Error, AttributeError):
             return False
 
+    def lost_lock(self, script: str) -> DbopsError:
+        """The error for a run whose lock connection is gone: another runner may hold the lock now."""
+        return DbopsError(
+            f"apply migration {script}: the connection holding the migration lock of {self.database} was"
+            " lost, so the run stopped before this migration (rolled back; the ones before it are applied"
+            " and recorded)", script=script)
+
+    def require_lock(self, script: str) -> None:
+        """Stop before a step that no batched message guards (a ``transaction=off`` migration, repair,
+        baseline) when the lock connection is gone."""
+        if not self.lock_held():
+            raise self.lost_lock(script)
+
+    def connection_lost(self) -> bool:
+        """Whether the migration connection itself is gone (the server or the network dropped it)."""
+        return bool(getattr(self.conn, "closed", 0))
+
     def holder(self, keys: tuple[int, int]) -> dict[str, Any] | None:
         with self.lock_conn.cursor() as cur:
             cur.execute(
@@ -815,6 +832,7 @@ class Migrator:
         """repair and baseline steps: history changes only."""
         table = history_ident(self.settings)
         started = time.monotonic()
+        self.require_lock(step.script)
         with self.conn.cursor() as cur:
             try:
                 if step.action == mig.ACTION_REPAIR:
@@ -845,19 +863,29 @@ class Migrator:
     def _run_transactional(self, script: Script, kind: str, started: float) -> None:
         """The whole migration, its history row and the COMMIT in one message (one round trip).
 
-        A killed runner leaves either all of it or nothing. An error the server gives a position
-        for is mapped back to its statement and line directly; one without a position (timeouts,
-        constraint violations, RAISE) is located by :meth:`replay_to_locate`.
+        A killed runner leaves either all of it or nothing. It checks the migration lock after the
+        ``LOCK`` as batched messages do (:func:`batch_guard`): a runner whose lock connection is gone
+        stops here. An error the server gives a position for is mapped back to its statement and
+        line directly; one without a position (timeouts, constraint violations, RAISE) is located by
+        :meth:`replay_to_locate`.
         """
         table = history_ident(self.settings)
         elapsed = "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int"
         with self.conn.cursor() as cur:
             insert = self._insert_sql(cur, script.step, kind, True, elapsed)
-            message = transaction_message(table, script.statements, insert, verify=script.verify)
+            message = transaction_message(table, script.statements, insert, verify=script.verify,
+                                          guard=batch_guard(self.lock_conn.get_backend_pid()))
             try:
                 cur.execute(message.text)
             except pg.psycopg2.Error as exc:
+                if self.connection_lost():
+                    raise DbopsError(
+                        f"{script.action_label} {script.step.script}: the connection to the server was lost"
+                        f" while it ran ({server_message(exc)}); whether it committed is unknown: run again,"
+                        " the history says", script=script.step.script) from exc
                 self._rollback()
+                if not self.lock_held():
+                    raise self.lost_lock(script.step.script) from exc
                 position = error_position(exc)
                 code = getattr(exc, "pgcode", None)
                 if position is not None:
@@ -915,6 +943,7 @@ class Migrator:
 
     def _run_autocommit(self, script: Script, kind: str, started: float) -> None:
         table = history_ident(self.settings)
+        self.require_lock(script.step.script)
         with self.conn.cursor() as cur:
             try:
                 insert = self._insert_sql(cur, script.step, kind, False, "0")
@@ -952,13 +981,24 @@ class Migrator:
                         script=script.step.script, verify=script.verify.script,
                     ) from exc
             elapsed_ms = int((time.monotonic() - started) * 1000)
-            cur.execute(f"UPDATE {table} SET success = true, execution_ms = %s WHERE installed_rank = %s",
-                        (elapsed_ms, rank))
+            try:
+                cur.execute(f"UPDATE {table} SET success = true, execution_ms = %s WHERE installed_rank = %s",
+                            (elapsed_ms, rank))
+            except pg.psycopg2.Error as exc:
+                raise DbopsError(
+                    f"record {script.step.script} as applied in {self.settings.history_name}:"
+                    f" {server_message(exc)} (every statement was applied; its history row stays marked"
+                    " failed: check the database, then run with repair=true)", script=script.step.script,
+                ) from exc
 
     def run_verify(self, verify: VerifySql) -> None:
         """Run a verify script in a read-only transaction that is rolled back; ``DbopsError`` on failure."""
         with self.conn.cursor() as cur:
-            cur.execute("BEGIN READ ONLY")
+            try:
+                cur.execute("BEGIN READ ONLY")
+            except pg.psycopg2.Error as exc:
+                raise DbopsError(f"verify script {verify.script}: cannot start its read-only transaction:"
+                                 f" {server_message(exc)}", verify=verify.script) from exc
             try:
                 for number, statement in enumerate(verify.statements, 1):
                     try:
@@ -1007,11 +1047,7 @@ class Migrator:
                 rest = rest[done + 1:]
                 continue
             if not self.lock_held():
-                raise DbopsError(
-                    f"apply migration {script.step.script}: the connection holding the migration lock of"
-                    f" {self.database} was lost, so the run stopped before this migration (rolled back;"
-                    " the ones before it are applied and recorded)", script=script.step.script,
-                ) from failure
+                raise self.lost_lock(script.step.script) from failure
             position = error_position(failure)
             at = done if position is None else bisect.bisect_left(batch.offsets, position) - 1
             if position is not None and at >= done:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ansible_collections.dbops.datastores.plugins.module_utils import _pg_migrate as pm
@@ -149,3 +151,51 @@ def test_a_batch_stops_when_its_lock_connection_is_gone(pg_server, pg_db, tmp_pa
                                        f" of {pg_db} was lost"), caught.value.msg
     assert history(pg_server, pg_db) == []
     assert "t1" not in tables(pg_server, pg_db)
+
+
+def _terminate(pg_server, pid):
+    """End a server session and wait until it is gone (its locks released)."""
+    pg_server.query("SELECT pg_terminate_backend(%s)", (pid,))
+    deadline = time.monotonic() + 30
+    while pg_server.query("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))[0][0]:
+        assert time.monotonic() < deadline, f"backend {pid} did not end"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("script", [
+    "CREATE TABLE t1 (id int);\n",  # sent alone: one message, no batch
+    "-- dbops:transaction=off\nCREATE TABLE t1 (id int);\n",
+])
+def test_a_migration_sent_alone_stops_when_its_lock_connection_is_gone(
+        pg_server, pg_db, tmp_path, monkeypatch, script):
+    path = write(tmp_path / "m", {"V1__t1.sql": script})
+    real = pm.Migrator.run_script
+
+    def lose_the_lock(self, prepared):
+        _terminate(pg_server, self.lock_conn.get_backend_pid())
+        return real(self, prepared)
+
+    monkeypatch.setattr(pm.Migrator, "run_script", lose_the_lock)
+    with pytest.raises(DbopsError) as caught:
+        pm.migrate(params(pg_server, pg_db, path), check_mode=False)
+    assert caught.value.msg.startswith("apply migration V1__t1.sql: the connection holding the migration lock"
+                                       f" of {pg_db} was lost"), caught.value.msg
+    assert history(pg_server, pg_db) == []
+    assert "t1" not in tables(pg_server, pg_db)
+
+
+def test_a_lost_migration_connection_says_the_outcome_is_unknown(pg_server, pg_db, tmp_path, monkeypatch):
+    path = write(tmp_path / "m", {"V1__t1.sql": "CREATE TABLE t1 (id int);\n"})
+    real = pm.Migrator.run_script
+
+    def lose_the_connection(self, prepared):
+        _terminate(pg_server, self.conn.get_backend_pid())
+        return real(self, prepared)
+
+    monkeypatch.setattr(pm.Migrator, "run_script", lose_the_connection)
+    with pytest.raises(DbopsError) as caught:
+        pm.migrate(params(pg_server, pg_db, path), check_mode=False)
+    assert caught.value.msg.startswith("apply migration V1__t1.sql: the connection to the server was lost"
+                                       " while it ran ("), caught.value.msg
+    assert caught.value.msg.endswith("whether it committed is unknown: run again, the history says")
+    assert "rolled back" not in caught.value.msg
