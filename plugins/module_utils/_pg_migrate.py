@@ -39,7 +39,7 @@ import re
 import socket
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -292,14 +292,25 @@ def substitute(text: str, placeholders: dict[str, str], script: str, masked: boo
 
 def secret_forms(params: dict[str, Any]) -> set[str]:
     """Every form a secret placeholder value takes in SQL (for the module's no_log values)."""
+    return forms_of((params.get("secret_placeholders") or {}).values())
+
+
+def forms_of(values: Iterable[Any]) -> set[str]:
+    """The forms secret values take in SQL: as given, quoted as a literal or as an identifier."""
     forms: set[str] = set()
-    for value in (params.get("secret_placeholders") or {}).values():
+    for value in values:
         if value is None or str(value) == "":
             continue
         text = str(value)
         forms.update({text, text.replace("'", "''"), text.replace('"', '""'),
                       text.replace("'", "''").replace("\\", "\\\\")})
     return forms
+
+
+def placeholder_secrets(placeholders: dict[str, str]) -> frozenset[str]:
+    """The SQL forms of the secret placeholders' values (masked in the lines error messages show)."""
+    names = [n for n in getattr(placeholders, "secret", ()) if n in placeholders]
+    return frozenset(forms_of(placeholders[n] for n in names))
 
 
 def required_version_num(text: str) -> int:
@@ -323,6 +334,7 @@ class VerifySql:
     script: str
     sql: str
     statements: list[_pg_script.Statement]
+    secrets: frozenset[str] = frozenset()  # placeholder_secrets: masked where a line is shown
 
 
 @dataclass
@@ -335,6 +347,7 @@ class Script:
     statements: list[_pg_script.Statement]
     shown_sql: str | None = None  # the SQL with secret placeholder values masked
     verify: VerifySql | None = None
+    secrets: frozenset[str] = frozenset()  # placeholder_secrets: masked where a line is shown
 
     @property
     def action_label(self) -> str:
@@ -369,7 +382,7 @@ def prepare_verify(migration: mig.Migration, placeholders: dict[str, str]) -> Ve
     if problems:
         details = "; ".join(f"line {stmt.line}: {reason}" for stmt, reason in problems)
         raise DbopsError(f"check {name}: {details}")
-    return VerifySql(name, sql, statements)
+    return VerifySql(name, sql, statements, placeholder_secrets(placeholders))
 
 
 def prepare(step: mig.Step, placeholders: dict[str, str], verify: mig.Migration | None = None) -> Script:
@@ -395,7 +408,8 @@ def prepare(step: mig.Step, placeholders: dict[str, str], verify: mig.Migration 
         raise DbopsError(f"check {name}: {details}")
     shown = substitute(raw, placeholders, name, masked=True) if getattr(placeholders, "secret", ()) else None
     return Script(step, sql, transactional, statements, shown_sql=shown,
-                  verify=prepare_verify(verify, placeholders) if verify is not None else None)
+                  verify=prepare_verify(verify, placeholders) if verify is not None else None,
+                  secrets=placeholder_secrets(placeholders))
 
 
 def prepare_all(steps: Sequence[mig.Step], placeholders: dict[str, str],
@@ -497,12 +511,18 @@ def error_position(exc: Any) -> int | None:
         return None
 
 
-def locate(sql: str, offset: int) -> str:
-    """``line N, column M`` of character ``offset`` (0-based) in ``sql``, with the line's text."""
+def locate(sql: str, offset: int, secrets: Iterable[str] = ()) -> str:
+    """``line N, column M`` of character ``offset`` (0-based) in ``sql``, with the line's text.
+
+    ``secrets`` (:func:`placeholder_secrets`) are masked before the line is shortened: the module's
+    no_log masks whole values only, and a value cut in two would show its first part.
+    """
     line = _pg_script.line_of(sql, offset)
     line_start = sql.rfind("\n", 0, offset) + 1
     line_end = sql.find("\n", offset)
     text = sql[line_start: line_end if line_end >= 0 else len(sql)].strip()
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, SECRET_MASK)
     if len(text) > 120:
         text = text[:117] + "..."
     return f"line {line}, column {offset - line_start + 1} ({text})"
@@ -518,13 +538,14 @@ class TransactionMessage:
     verify: VerifySql | None = None
     verify_spans: list[tuple[int, int, _pg_script.Statement, int]] = field(default_factory=list)
 
-    def locate_failure(self, sql: str, position: int) -> str:
+    def locate_failure(self, sql: str, position: int, secrets: Iterable[str] = ()) -> str:
         """Where the server's error position falls: " statement N at line L, column C (...)"."""
         if position <= self.prefix_end:
             return " while locking the history table"
         for start, end, statement, number in self.spans:
             if start < position <= end:
-                return f" statement {number} at {locate(sql, statement.offset + position - 1 - start)}"
+                where = locate(sql, statement.offset + position - 1 - start, secrets)
+                return f" statement {number} at {where}"
         for start, end, statement, number in self.verify_spans:
             if self.verify is not None and start < position <= end:
                 return verify_failure(self.verify, number, statement.offset + position - 1 - start)
@@ -533,7 +554,8 @@ class TransactionMessage:
 
 def verify_failure(verify: VerifySql, number: int, offset: int) -> str:
     """The location part of a message for a verify statement that failed in a migration's transaction."""
-    return f": verify script {verify.script} failed at statement {number}, {locate(verify.sql, offset)}"
+    return (f": verify script {verify.script} failed at statement {number},"
+            f" {locate(verify.sql, offset, verify.secrets)}")
 
 
 def transaction_message(table: str, statements: Sequence[_pg_script.Statement], insert: str,
@@ -889,7 +911,7 @@ class Migrator:
                 position = error_position(exc)
                 code = getattr(exc, "pgcode", None)
                 if position is not None:
-                    where = message.locate_failure(script.sql, position)
+                    where = message.locate_failure(script.sql, position, script.secrets)
                 elif self.retry_pending and code == LOCK_NOT_AVAILABLE:
                     where = ""  # retried: the message of this attempt is not shown
                 else:
@@ -933,7 +955,7 @@ class Migrator:
                         position = error_position(exc)
                         offset = statement.offset + (position - 1 if position else 0)
                         where = (verify_failure(verify, number, offset) if verify is not None
-                                 else f" statement {number} at {locate(script.sql, offset)}")
+                                 else f" statement {number} at {locate(script.sql, offset, script.secrets)}")
                         break
         except pg.psycopg2.Error:
             where = not_located  # the connection itself failed: report the error as it came
@@ -964,9 +986,10 @@ class Migrator:
                                     (elapsed_ms, rank))
                     done = (f"statements 1-{number - 1} stay applied" if number > 1
                             else "no statement was applied")
+                    where = locate(script.sql, offset, script.secrets)
                     raise DbopsError(
                         f"{script.action_label} {script.step.script} (transaction=off) statement {number} at"
-                        f" {locate(script.sql, offset)}: {server_message(exc)} ({done}; recorded as failed in"
+                        f" {where}: {server_message(exc)} ({done}; recorded as failed in"
                         f" {self.settings.history_name}: fix the database, then run with repair=true)",
                         script=script.step.script, sqlstate=getattr(exc, "pgcode", None),
                     ) from exc
@@ -1008,7 +1031,7 @@ class Migrator:
                         offset = statement.offset + (position - 1 if position else 0)
                         raise DbopsError(
                             f"verify script {verify.script} failed at statement {number},"
-                            f" {locate(verify.sql, offset)}: {server_message(exc)}",
+                            f" {locate(verify.sql, offset, verify.secrets)}: {server_message(exc)}",
                             verify=verify.script, sqlstate=getattr(exc, "pgcode", None),
                         ) from exc
             finally:
@@ -1054,7 +1077,8 @@ class Migrator:
                 # A syntax error stops the whole message before anything runs (the server parses
                 # it all first): the migrations before the one at fault go again, without it.
                 script = rest[at]
-                where = batch.messages[at].locate_failure(script.sql, position - batch.offsets[at])
+                where = batch.messages[at].locate_failure(script.sql, position - batch.offsets[at],
+                                                          script.secrets)
             else:
                 where = self.replay_to_locate(script, code)
             error = DbopsError(

@@ -588,3 +588,22 @@ def test_secret_placeholders_never_appear_in_the_check_mode_plan(ansible, pg_ser
         assert pg_server.query("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,)) == [(False,)]
     finally:
         pg_server.query(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.mark.parametrize("transaction", ["on", "off"])
+def test_an_error_on_a_long_line_never_shows_part_of_a_secret(
+        ansible, pg_server, pg_db, tmp_path, transaction):
+    """The line an error message shows is cut at 120 characters; no_log masks whole values only, so a
+    secret cut in two would show its first part: secret values are masked before the cut."""
+    secret = "Sup3rS3cretPassw0rd-Value-0123456789"
+    # the quoted secret starts at character 100 of its line: the cut at 117 falls inside it
+    line = f"SELECT '{'a' * 82}' AS pad, ${{password:literal}} AS pw, no_such_column FROM pg_class;\n"
+    directive = "-- dbops:transaction=off\n" if transaction == "off" else ""
+    path = write(tmp_path / "m", {"V1__long.sql": directive + line})
+    result = ansible.module("pg_migrate", pg_server.params(login_db=pg_db, path=str(path),
+                                                           secret_placeholders={"password": secret}))
+    assert result.get("failed") is True
+    assert 'column "no_such_column" does not exist' in result["msg"], result["msg"]
+    text = json.dumps(result)
+    assert all(secret[:n] not in text for n in range(6, len(secret) + 1)), result["msg"]
+    assert "'********'" in result["msg"]
