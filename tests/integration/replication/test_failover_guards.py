@@ -130,7 +130,6 @@ def test_failover_in_check_mode_says_what_it_would_do_and_promotes_nothing(ansib
             " re-point no other member") in result.stdout, result.stdout
 
 
-
 def test_switchover_in_check_mode_says_what_it_would_do_and_changes_nothing(ansible, pg_pair):
     result = run(ansible, pg_pair, "switchover.yml", {"dbops_switchover_target": "standby"}, check=True)
     assert roles(pg_pair) == [False, True]

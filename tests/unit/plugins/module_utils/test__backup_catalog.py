@@ -343,8 +343,8 @@ def test_malformed_verification_records_are_skipped_and_counted(tmp_path, record
                                                          "malformed": len(records)}
     assert catalog.verification_state(cat.get(other))["state"] == "unverified"
     info = ops.info(str(tmp_path))
-    assert {b["id"]: b["malformed_verifications"] for b in info["backups"]} == {good: len(records),
-                                                                               other: len(records)}
+    malformed = {b["id"]: b["malformed_verifications"] for b in info["backups"]}
+    assert malformed == {good: len(records), other: len(records)}
     assert ops.verify(str(tmp_path), database="app", min_interval="1h")["changed"] is True
     assert ops.verify(str(tmp_path), database="other", min_interval="1h")["changed"] is True
 
