@@ -146,6 +146,9 @@ def select_backup(cat: catalog.Catalog, backup_id: str | None, engine: str | Non
         if engine and found.engine != engine:
             raise DbopsError(f"use backup {backup_id}: it is a {ENGINE_NAMES[found.engine]} backup, "
                              f"not {ENGINE_NAMES[engine]}")
+        if database and found.database != database:
+            raise DbopsError(f"use backup {backup_id}: it is a backup of database {found.database}, not of"
+                             f" {database} (the source database given); nothing was changed")
         return found
     latest = cat.latest(engine, database)
     if latest is None:

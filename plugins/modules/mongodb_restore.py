@@ -33,6 +33,7 @@ options:
   source_database:
     description:
       - With O(backup=latest), the database whose newest backup is restored. Defaults to O(database).
+      - With a backup id, when set, it must be that backup's database (a mismatch is refused).
     type: str
   database:
     description:

@@ -42,6 +42,12 @@ def test_select_backup(tmp_path):
         ops.select_backup(cat, "latest", "postgresql", "billing")
     with pytest.raises(DbopsError, match="no complete backup with that id"):
         ops.select_backup(cat, "pg-nope", None, None)
+    # an explicit id and a source database that disagree: refused, not the id's database restored
+    assert ops.select_backup(cat, pg_old, "postgresql", "app").id == pg_old
+    with pytest.raises(DbopsError) as refused:
+        ops.select_backup(cat, pg_old, "postgresql", "billing")
+    assert refused.value.msg == (f"use backup {pg_old}: it is a backup of database app, not of billing (the"
+                                 " source database given); nothing was changed")
 
 
 def test_files_only_verification_is_recorded_and_failures_raise(tmp_path):
