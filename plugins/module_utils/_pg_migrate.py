@@ -57,8 +57,9 @@ LOCK_CLASS_ID = 0x64626F70  # "dbop": first key of the two-key advisory lock
 RUN_LOCK_CLASS_ID = 0x64626F72
 _DIRECTIVE = re.compile(r"^--\s*dbops:\s*([A-Za-z_]+)\s*=\s*(\S+)\s*$")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)(?::([A-Za-z]+))?\}")
-# A bare ${name} is inserted only when its value cannot change the statement: a word or a number
-# (no quotes, spaces, comment starts, operators beyond a single inner "-").
+# A bare ${name} is inserted only when its value cannot change the statement's shape: letters,
+# digits and "_ . : @ +" (host:port, user@host, 1.2.3+build), with single inner "-" (no quotes,
+# spaces, parentheses, semicolons or comment starts: no call, no second statement, no comment).
 _PLAIN_VALUE = re.compile(r"(?:[A-Za-z0-9_.:@+]+(?:-[A-Za-z0-9_.:@+]+)*)?")
 PLACEHOLDER_KINDS = ("literal", "identifier", "raw")
 SECRET_MASK = "********"
