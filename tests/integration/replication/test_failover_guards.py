@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
+import subprocess
 import sys
 import time
 
@@ -137,3 +140,39 @@ def test_switchover_in_check_mode_says_what_it_would_do_and_changes_nothing(ansi
     assert ("switchover (check mode): would wait until standby stream from primary, stop primary cleanly,"
             " promote standby once it replayed the shutdown checkpoint") in result.stdout, result.stdout
     assert all(stats["changed"] == 0 for stats in result.stats.values()), result.stats
+
+
+def promote(ansible, standby, primary_password, after_lsn: str | None = None):
+    """The postgresql role's promote.yml on the standby (as failover.yml / switchover.yml include it)."""
+    inventory = ansible.workdir / "promote.ini"
+    inventory.write_text(
+        "[postgresql]\n"
+        f"standby ansible_connection=local ansible_python_interpreter={sys.executable} ansible_become=false"
+        f" postgresql_port={standby.port}\n")
+    play = ansible.workdir / "promote.yml"
+    task = {"name": "promote", "ansible.builtin.include_role": {
+        "name": "dbops.datastores.postgresql", "tasks_from": "promote.yml"}}
+    if after_lsn is not None:
+        task["vars"] = {"postgresql_promote_after_lsn": after_lsn}
+    play.write_text(json.dumps([{"hosts": "postgresql", "gather_facts": False, "tasks": [task]}]))
+    return ansible.playbook(play, inventory=inventory, env={"PGPASSWORD": primary_password},
+                            extra_vars={"__postgresql_socket_dir": str(standby.socket_dir)})
+
+
+@pytest.mark.parametrize("stop", ["failover", "switchover"])
+def test_promote_waits_for_the_wal_and_promotes(ansible, fresh_pair, stop):
+    """failover: no LSN, the target replays what it received; switchover: the old primary's
+    shutdown checkpoint (read from its stopped data directory), replayed past its start."""
+    primary, standby = fresh_pair
+    primary.query("CREATE TABLE written_last AS SELECT 1 AS id")
+    stop_pid(primary.pid, signal.SIGINT)  # a clean stop: the standby receives the shutdown checkpoint
+    lsn = None
+    if stop == "switchover":
+        controldata = subprocess.run(
+            [str(pg_harness.bindir_for(primary.major) / "pg_controldata"), str(primary.datadir)],
+            capture_output=True, text=True, check=True).stdout
+        lsn = re.search(r"^Latest checkpoint location:\s*(\S+)$", controldata, re.M).group(1)
+    result = promote(ansible, standby, primary.password, after_lsn=lsn)
+    assert result.rc == 0, result.stdout
+    assert standby.query("SELECT pg_is_in_recovery()")[0][0] is False
+    assert standby.query("SELECT count(*) FROM written_last")[0][0] == 1
