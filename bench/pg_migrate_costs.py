@@ -244,7 +244,7 @@ def server_wrappers(server: pg_harness.PgServer) -> None:
                     " installed_on timestamptz NOT NULL DEFAULT now())")
         lk.execute("SELECT pg_try_advisory_lock(%s, pg_backend_pid())", (pm.RUN_LOCK_CLASS_ID,))
     migrator = pm.Migrator({}, settings)
-    guard = pm.batch_guard(lock.get_backend_pid())
+    guard = pm.lock_guard(lock.get_backend_pid())
     statement = _pg_script.split("SELECT 1;", "bench")
     lock_line = f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n"
     counter = [0]

@@ -439,8 +439,9 @@ def _restore_mongo(params: dict[str, Any], chosen: catalog.Backup, target: str, 
 
     client = _mongodb.connect(params)
     try:
-        created = not client[target].list_collection_names()  # a database exists only with collections
-        if not options.get("clean") and not _mongodb_backup.database_is_empty(client, target):
+        collections = client[target].list_collection_names()
+        created = not collections  # a database exists only with collections
+        if not options.get("clean") and not _mongodb_backup.only_system_collections(collections):
             result.update(changed=False, skipped_reason=f"database {target} is not empty; set clean: true "
                                                         "to drop and restore the backup's collections")
             return result

@@ -405,8 +405,9 @@ def backup(params: dict[str, Any], root: str, options: dict[str, Any]) -> dict[s
 
 # --------------------------------------------------------------------------- restore
 
-def database_is_empty(client: Any, name: str) -> bool:
-    return not [n for n in client[name].list_collection_names() if not n.startswith("system.")]
+def only_system_collections(names: list[str]) -> bool:
+    """Whether a database with these collections holds no data of its own (``system.*`` only)."""
+    return not [n for n in names if not n.startswith("system.")]
 
 
 def _create_command(name: str, options: dict[str, Any]) -> dict[str, Any]:

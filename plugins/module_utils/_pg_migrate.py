@@ -53,7 +53,7 @@ EXTENSIONS = PG_EXTENSIONS
 DEFAULT_HISTORY_TABLE = "dbops_schema_history"
 LOCK_CLASS_ID = 0x64626F70  # "dbop": first key of the two-key advisory lock
 # "dbor": first key of the lock a runner's lock connection holds on its own backend pid, for as
-# long as it lives (what a batched message checks before each migration, see batch_guard).
+# long as it lives (what every transactional message checks after its LOCK, see lock_guard).
 RUN_LOCK_CLASS_ID = 0x64626F72
 _DIRECTIVE = re.compile(r"^--\s*dbops:\s*([A-Za-z_]+)\s*=\s*(\S+)\s*$")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)(?::([A-Za-z]+))?\}")
@@ -459,8 +459,8 @@ def batch_groups(sizes: Sequence[int | None], max_count: int = BATCH_MAX_VERSION
     return groups
 
 
-def batch_guard(lock_pid: int) -> str:
-    """The statement after each batched migration's ``LOCK``: note its start, check the lock is still ours.
+def lock_guard(lock_pid: int) -> str:
+    """The statement after each migration's ``LOCK``: note its start, check the lock is still ours.
 
     The server's statement and transaction timestamps are the whole message's receipt time, so the
     start goes into a setting for the history row's ``execution_ms``. A killed runner's server
@@ -565,8 +565,8 @@ def transaction_message(table: str, statements: Sequence[_pg_script.Statement], 
 
     Nothing else is sent: an error the server gives a position for is mapped back to its
     statement through the spans; one without (timeouts, constraint violations, RAISE) is located
-    afterwards by :meth:`Migrator.replay_to_locate`. ``guard`` (batched messages, see
-    :func:`batch_guard`) runs right after the ``LOCK``.
+    afterwards by :meth:`Migrator.replay_to_locate`. ``guard`` (:func:`lock_guard`) runs right
+    after the ``LOCK``.
     """
     prefix = f"BEGIN;\nLOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;\n{guard}"
     parts = [prefix]
@@ -707,7 +707,7 @@ class Migrator:
                 cur.execute("SELECT pg_try_advisory_lock(%s, %s)", keys)
                 if cur.fetchone()[0]:
                     waited = time.monotonic() - start
-                    # The lock batched messages check (batch_guard): held by this connection only.
+                    # The lock every transactional message checks (lock_guard): held by this connection only.
                     cur.execute("SELECT pg_try_advisory_lock(%s, pg_backend_pid())", (RUN_LOCK_CLASS_ID,))
                     if not cur.fetchone()[0]:
                         raise DbopsError(
@@ -887,7 +887,7 @@ class Migrator:
         """The whole migration, its history row and the COMMIT in one message (one round trip).
 
         A killed runner leaves either all of it or nothing. It checks the migration lock after the
-        ``LOCK`` as batched messages do (:func:`batch_guard`): a runner whose lock connection is gone
+        ``LOCK`` (:func:`lock_guard`), as batched messages do: a runner whose lock connection is gone
         stops here. An error the server gives a position for is mapped back to its statement and
         line directly; one without a position (timeouts, constraint violations, RAISE) is located by
         :meth:`replay_to_locate`.
@@ -897,7 +897,7 @@ class Migrator:
         with self.conn.cursor() as cur:
             insert = self._insert_sql(cur, script.step, kind, True, elapsed)
             message = transaction_message(table, script.statements, insert, verify=script.verify,
-                                          guard=batch_guard(self.lock_conn.get_backend_pid()))
+                                          guard=lock_guard(self.lock_conn.get_backend_pid()))
             try:
                 cur.execute(message.text)
             except pg.psycopg2.Error as exc:
@@ -1102,7 +1102,7 @@ class Migrator:
             except pg.psycopg2.Error as exc:
                 raise DbopsError(f"read history table {self.settings.history_name}:"
                                  f" {server_message(exc)}") from exc
-            guard = batch_guard(self.lock_conn.get_backend_pid())
+            guard = lock_guard(self.lock_conn.get_backend_pid())
             parts: list[str] = []
             size = 0
             for script in scripts:

@@ -461,18 +461,9 @@ def running_postmaster(data_directory: str) -> int | None:
     return pid
 
 
-def config_pg_paths(text: str) -> list[str]:
-    """The ``pgN-path`` values of a pgBackRest configuration (any section)."""
-    paths = []
-    for line in text.splitlines():
-        match = re.match(r"^\s*pg[0-9]+-path\s*=\s*(.+?)\s*$", line)
-        if match:
-            paths.append(os.path.normpath(match.group(1)))
-    return paths
-
-
-def stanza_pg_paths(text: str, stanza: str) -> list[str]:
-    """The ``pgN-path`` values of ``stanza``'s own sections (``[stanza]``, ``[stanza:<command>]``)."""
+def config_pg_paths(text: str, stanza: str | None = None) -> list[str]:
+    """The ``pgN-path`` values of a pgBackRest configuration: of any section, or with ``stanza`` of
+    that stanza's own sections only (``[stanza]``, ``[stanza:<command>]``)."""
     paths: list[str] = []
     section = None
     for line in text.splitlines():
@@ -481,7 +472,7 @@ def stanza_pg_paths(text: str, stanza: str) -> list[str]:
             section = header.group(1).split(":", 1)[0].strip()
             continue
         match = re.match(r"^\s*pg[0-9]+-path\s*=\s*(.+?)\s*$", line)
-        if match and section == stanza:
+        if match and stanza in (None, section):
             paths.append(os.path.normpath(match.group(1)))
     return paths
 
@@ -664,7 +655,7 @@ def plan_restore(binary: str, config: str, stanza: str, *, data_directory: str, 
         version, system_id = data_directory_identity(data_directory)
         check_replace_target(data_directory, stanza, version=version, system_id=system_id,
                              stanza_db=(raw.get("db") or [{}])[-1] or {},
-                             stanza_paths=stanza_pg_paths(config_text, stanza))
+                             stanza_paths=config_pg_paths(config_text, stanza))
         used = used_bytes(data_directory)
         check_free_space(data_directory, replace_growth(backup_size, used), free_bytes(data_directory),
                          replacing=used)

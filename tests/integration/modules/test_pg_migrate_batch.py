@@ -135,24 +135,6 @@ def test_lock_timeout_mid_batch_retries_that_version_alone(ansible, pg_server, p
     assert history(pg_server, pg_db) == [("V1__a.sql", True), ("V2__author.sql", True), ("V3__c.sql", True)]
 
 
-def test_a_batch_stops_when_its_lock_connection_is_gone(pg_server, pg_db, tmp_path, monkeypatch):
-    path = write(tmp_path / "m", {f"V{n}__t{n}.sql": f"CREATE TABLE t{n} (id int);\n" for n in range(1, 5)})
-    real = pm.Migrator._send_batch
-
-    def lose_the_lock(self, scripts):
-        # What a killed runner leaves: its lock session ends, its migrate session goes on.
-        pg_server.query("SELECT pg_terminate_backend(%s)", (self.lock_conn.get_backend_pid(),))
-        return real(self, scripts)
-
-    monkeypatch.setattr(pm.Migrator, "_send_batch", lose_the_lock)
-    with pytest.raises(DbopsError) as caught:
-        pm.migrate(params(pg_server, pg_db, path), check_mode=False)
-    assert caught.value.msg.startswith("apply migration V1__t1.sql: the connection holding the migration lock"
-                                       f" of {pg_db} was lost"), caught.value.msg
-    assert history(pg_server, pg_db) == []
-    assert "t1" not in tables(pg_server, pg_db)
-
-
 def _terminate(pg_server, pid):
     """End a server session and wait until it is gone (its locks released)."""
     pg_server.query("SELECT pg_terminate_backend(%s)", (pid,))
@@ -162,6 +144,32 @@ def _terminate(pg_server, pid):
         time.sleep(0.02)
 
 
+def migrate_ending_first(pg_server, monkeypatch, db, path, *, method, session):
+    """pm.migrate with the runner's ``session`` (``lock_conn`` or ``conn``) ended right before each
+    call of ``Migrator.<method>``; the DbopsError it raises."""
+    real = getattr(pm.Migrator, method)
+
+    def ending_first(self, *args):
+        _terminate(pg_server, getattr(self, session).get_backend_pid())
+        return real(self, *args)
+
+    monkeypatch.setattr(pm.Migrator, method, ending_first)
+    with pytest.raises(DbopsError) as caught:
+        pm.migrate(params(pg_server, db, path), check_mode=False)
+    return caught.value
+
+
+def test_a_batch_stops_when_its_lock_connection_is_gone(pg_server, pg_db, tmp_path, monkeypatch):
+    path = write(tmp_path / "m", {f"V{n}__t{n}.sql": f"CREATE TABLE t{n} (id int);\n" for n in range(1, 5)})
+    # What a killed runner leaves: its lock session ends, its migrate session goes on.
+    error = migrate_ending_first(pg_server, monkeypatch, pg_db, path,
+                                 method="_send_batch", session="lock_conn")
+    assert error.msg.startswith("apply migration V1__t1.sql: the connection holding the migration lock"
+                                f" of {pg_db} was lost"), error.msg
+    assert history(pg_server, pg_db) == []
+    assert "t1" not in tables(pg_server, pg_db)
+
+
 @pytest.mark.parametrize("script", [
     "CREATE TABLE t1 (id int);\n",  # sent alone: one message, no batch
     "-- dbops:transaction=off\nCREATE TABLE t1 (id int);\n",
@@ -169,33 +177,19 @@ def _terminate(pg_server, pid):
 def test_a_migration_sent_alone_stops_when_its_lock_connection_is_gone(
         pg_server, pg_db, tmp_path, monkeypatch, script):
     path = write(tmp_path / "m", {"V1__t1.sql": script})
-    real = pm.Migrator.run_script
-
-    def lose_the_lock(self, prepared):
-        _terminate(pg_server, self.lock_conn.get_backend_pid())
-        return real(self, prepared)
-
-    monkeypatch.setattr(pm.Migrator, "run_script", lose_the_lock)
-    with pytest.raises(DbopsError) as caught:
-        pm.migrate(params(pg_server, pg_db, path), check_mode=False)
-    assert caught.value.msg.startswith("apply migration V1__t1.sql: the connection holding the migration lock"
-                                       f" of {pg_db} was lost"), caught.value.msg
+    error = migrate_ending_first(pg_server, monkeypatch, pg_db, path,
+                                 method="run_script", session="lock_conn")
+    assert error.msg.startswith("apply migration V1__t1.sql: the connection holding the migration lock"
+                                f" of {pg_db} was lost"), error.msg
     assert history(pg_server, pg_db) == []
     assert "t1" not in tables(pg_server, pg_db)
 
 
 def test_a_lost_migration_connection_says_the_outcome_is_unknown(pg_server, pg_db, tmp_path, monkeypatch):
     path = write(tmp_path / "m", {"V1__t1.sql": "CREATE TABLE t1 (id int);\n"})
-    real = pm.Migrator.run_script
-
-    def lose_the_connection(self, prepared):
-        _terminate(pg_server, self.conn.get_backend_pid())
-        return real(self, prepared)
-
-    monkeypatch.setattr(pm.Migrator, "run_script", lose_the_connection)
-    with pytest.raises(DbopsError) as caught:
-        pm.migrate(params(pg_server, pg_db, path), check_mode=False)
-    assert caught.value.msg.startswith("apply migration V1__t1.sql: the connection to the server was lost"
-                                       " while it ran ("), caught.value.msg
-    assert caught.value.msg.endswith("whether it committed is unknown: run again, the history says")
-    assert "rolled back" not in caught.value.msg
+    error = migrate_ending_first(pg_server, monkeypatch, pg_db, path,
+                                 method="run_script", session="conn")
+    assert error.msg.startswith("apply migration V1__t1.sql: the connection to the server was lost"
+                                " while it ran ("), error.msg
+    assert error.msg.endswith("whether it committed is unknown: run again, the history says")
+    assert "rolled back" not in error.msg

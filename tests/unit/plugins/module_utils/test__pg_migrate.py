@@ -291,7 +291,7 @@ def test_batch_groups_keep_order_and_bounds():
 
 def test_batched_transaction_message_checks_the_lock_after_the_history_lock():
     statements = pm._pg_script.split("CREATE TABLE t (id int);", "V1__t.sql")
-    guard = pm.batch_guard(4242)
+    guard = pm.lock_guard(4242)
     assert f"1 / (NOT pg_try_advisory_xact_lock({pm.RUN_LOCK_CLASS_ID}, 4242))::int" in guard
     assert f"set_config('{pm.STARTED_SETTING}', clock_timestamp()::text, true)" in guard
     message = pm.transaction_message('"public"."h"', statements, "INSERT INTO h VALUES (1)", guard=guard)

@@ -336,9 +336,9 @@ def test_used_bytes_is_unknown_when_a_part_cannot_be_read(tmp_path, monkeypatch)
 def test_stanza_pg_paths_reads_the_stanza_s_own_sections_only():
     text = ("[global]\nrepo1-path=/repo\n[main]\npg1-path=/var/lib/postgresql/15/main/\n"
             "[main:restore]\npg2-path = /srv/pg2\n[reporting]\npg1-path=/var/lib/postgresql/15/reporting\n")
-    assert _pgbackrest.stanza_pg_paths(text, "main") == ["/var/lib/postgresql/15/main", "/srv/pg2"]
-    assert _pgbackrest.stanza_pg_paths(text, "reporting") == ["/var/lib/postgresql/15/reporting"]
-    assert _pgbackrest.stanza_pg_paths(text, "nope") == []
+    assert _pgbackrest.config_pg_paths(text, "main") == ["/var/lib/postgresql/15/main", "/srv/pg2"]
+    assert _pgbackrest.config_pg_paths(text, "reporting") == ["/var/lib/postgresql/15/reporting"]
+    assert _pgbackrest.config_pg_paths(text, "nope") == []
 
 
 def test_data_directory_identity_reads_pg_version_and_the_system_identifier(tmp_path):
