@@ -26,7 +26,8 @@ work, and prints the ratio:
    and without the ``LOCK``, to show what each costs;
 4. *per migration on the client*: reading, planning and checking the workloads of
    ``bench.pg_migrate_bench`` (``discover``, ``plan``, ``prepare_all``; the statement splitter
-   alone beside them), in microseconds per migration;
+   alone beside them), in microseconds per migration; then the action plugin's read of ``src``
+   (1,000 tiny files) against the same walk naming each file with ``os.path.relpath``;
 5. *the module process's end on the host*: from the copy of part 2, the time from the call of
    ``exit_json`` to the process's exit, ansible-core's ``AnsibleModule`` against the collection's
    (which freeze the heap first): pg_migrate with the realistic workload's files shipped and
@@ -333,6 +334,40 @@ def client_parts(name: str, contents: dict[str, bytes]) -> list[tuple[str, float
     ]
 
 
+def _read_directory_relpath(directory: str, extensions: tuple[str, ...]) -> dict[str, str]:
+    """The baseline of read_directory: the same walk, each name from ``os.path.relpath`` (as it was
+    before commit a9ffce7)."""
+    exts = tuple(f".{e.lower()}" for e in extensions)
+    files: dict[str, str] = {}
+    for root, dirs, names in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith(".") or not name.lower().endswith(exts):
+                continue
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                files[os.path.relpath(path, directory).replace(os.sep, "/")] = (
+                    base64.b64encode(handle.read()).decode("ascii"))
+    return files
+
+
+def read_src() -> None:
+    """The action plugin's read of ``src`` on the controller (1,000 tiny files) against the baseline."""
+    from ansible_collections.dbops.datastores.plugins.module_utils._migration_extensions import PG_EXTENSIONS
+    from ansible_collections.dbops.datastores.plugins.plugin_utils._migration_files import read_directory
+
+    with tempfile.TemporaryDirectory(prefix="dbops-bench-src-") as directory:
+        for i, (up, _down) in enumerate(tiny(1000), 1):
+            Path(directory, f"V{i:04d}__m.sql").write_text(up)
+        if read_directory(directory, PG_EXTENSIONS) != _read_directory_relpath(directory, PG_EXTENSIONS):
+            raise RuntimeError("read_directory and its baseline read different files")
+        base = best(lambda: _read_directory_relpath(directory, PG_EXTENSIONS))
+        ours = best(lambda: read_directory(directory, PG_EXTENSIONS))
+    print("   reading src on the controller, 1000 tiny files (same files read, checked)")
+    print(f"     {'os.path.relpath for each name (baseline)':55s} {ms(base)} (1.00x)")
+    print(f"     {'read_directory':55s} {ms(ours)} ({ours / base:.2f}x)")
+
+
 def client_work() -> None:
     print(f"\n4. per migration on the client (in-process, best of {REPEAT})")
     for name, migrations in (("tiny", tiny(1000)), ("realistic", realistic(300))):
@@ -342,6 +377,7 @@ def client_work() -> None:
         print(f"   {name}, {len(contents)} migrations: {total * 1e6:.0f} us per migration")
         for label, seconds in parts:
             print(f"     {label:55s} {seconds * 1e6:6.0f} us")
+    read_src()
 
 
 # ---------------------------------------------------------------- 5. the module process's end
